@@ -1,0 +1,202 @@
+"""Judge specifications: what a judge is, declared by name in config.
+
+A ``JudgeSpec`` is the llama-stack "scoring function" of judgeflow: a name, a kind of judging,
+a provider and model, a prompt (built-in template + rubric, or a custom Jinja2 template), how to
+read the score out of the reply, and how to aggregate. Every stage reads the same spec: the
+renderer, the live and batch clients, the GPU judges and the consensus step.
+
+``expand_requests`` turns rows x spec into the *requests* a judge must answer, each with a
+stable ``request_id`` (the batch ``custom_id``), computed with polars expressions, not row loops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import orjson
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+JudgeKindName = Literal["absolute", "relative", "pairwise"]
+ProviderName = Literal["openai", "anthropic", "openai-compatible", "vllm", "pairrm"]
+ModeName = Literal["live", "batch", "gpu"]
+AggregationName = Literal["average", "median", "categorical_count", "win_rate"]
+
+
+class Sampling(BaseModel):
+    """Decoding settings sent with every judge request (Prometheus 2's official defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = 1.0
+    top_p: float = 0.9
+    max_tokens: int = 1024
+    repetition_penalty: float = 1.03  # only honoured by vLLM / OpenAI-compatible servers
+
+
+class BatchSettings(BaseModel):
+    """How a batch judge splits, polls and re-submits (provider limits are the defaults' ceiling)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_requests_per_batch: int = 50_000
+    max_bytes_per_batch: int = 190 * 1024 * 1024
+    poll_initial_s: float = 5.0
+    poll_max_s: float = 300.0
+    poll_backoff: float = 1.6
+    deadline_s: float = 26 * 3600.0
+    max_rounds: int = 3
+    cancel_on_flow_cancel: bool = True
+
+
+class JudgeSpec(BaseModel):
+    """One named judge. Secrets are never part of a spec: only the *name* of the env var/block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,48}$")
+    kind: JudgeKindName = "absolute"
+    provider: ProviderName = "openai"
+    mode: ModeName = "live"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key_env: str | None = None  # e.g. OPENAI_API_KEY; resolved at call time, never logged
+    template: str = "prometheus"  # prometheus | pairwise-json | custom
+    custom_template: str | None = None  # Jinja2 text, with template="custom"
+    system_prompt: str | None = None  # None: the template's default system prompt
+    rubric: str = "helpfulness"  # a rubric name or a literal rubric text
+    variant: Literal["library", "paper"] = "library"
+    use_reference: bool = True
+    score_regex: str | None = None  # custom templates: first group is the score / verdict
+    aggregation: list[AggregationName] = Field(default_factory=lambda: ["average"])
+    both_orders: bool = True  # pairwise kinds: judge (A,B) and (B,A)
+    sampling: Sampling = Field(default_factory=Sampling)
+    max_parse_retries: int = 3
+    concurrency: int = 64
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    transport: Literal["fast", "sdk"] = "fast"  # fast: pooled aiohttp; sdk: official SDK
+    price_input_per_mtok: float | None = None  # None: from the price table
+    price_output_per_mtok: float | None = None
+    weight: float = 1.0
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> JudgeSpec:
+        if self.template == "custom" and not self.custom_template:
+            raise ValueError(f"judge {self.name!r}: template 'custom' needs custom_template")
+        if self.mode == "batch" and self.provider not in ("openai", "anthropic"):
+            raise ValueError(
+                f"judge {self.name!r}: mode 'batch' needs provider openai or anthropic "
+                f"(got {self.provider!r}; vllm serve has no Batch API)"
+            )
+        if self.provider == "pairrm" and self.kind == "absolute":
+            raise ValueError(f"judge {self.name!r}: PairRM only ranks pairs (kind relative)")
+        return self
+
+    @property
+    def pairwise(self) -> bool:
+        """True when the judge compares two candidates rather than grading one."""
+        return self.kind in ("relative", "pairwise")
+
+    def spec_hash(self) -> str:
+        """Hash of everything that changes a verdict (not limits, weights or endpoints).
+
+        Judgments are cached by (row content hash, spec hash): changing the rubric re-judges,
+        raising the concurrency does not.
+        """
+        relevant = self.model_dump(
+            include={
+                "kind", "provider", "model", "template", "custom_template", "system_prompt",
+                "rubric", "variant", "use_reference", "score_regex", "sampling",
+            }
+        )
+        return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+REQUESTS_SCHEMA: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "row_id": pl.String(),
+    "content_hash": pl.String(),
+    "candidate_a": pl.Int32(),
+    "candidate_b": pl.Int32(),
+    "order": pl.String(),
+}
+
+
+def expand_requests(rows: pl.DataFrame, spec: JudgeSpec) -> pl.DataFrame:
+    """Every (row, item, order) ``spec`` must judge, with a stable ``request_id``.
+
+    * absolute: one request per candidate (``candidate_b`` null, ``order`` null);
+    * relative/pairwise: one request per unordered candidate pair i<j, shown as (i, j) with
+      order "AB", plus (j, i) with order "BA" when ``both_orders``.
+
+    ``request_id`` = "jf" + 30 hex chars of sha256(content_hash, spec_hash, a, b, order): valid as an
+    OpenAI and an Anthropic ``custom_id`` and the same on every run of the same build.
+    """
+    n = pl.col("responses").list.len()
+    base = rows.select("row_id", "content_hash", n.alias("_n"))
+    if spec.kind == "absolute":
+        items = (
+            base.with_columns(pl.int_ranges(0, pl.col("_n"), dtype=pl.Int32).alias("candidate_a"))
+            .explode("candidate_a")
+            .drop_nulls("candidate_a")
+            .with_columns(
+                pl.lit(None, dtype=pl.Int32).alias("candidate_b"),
+                pl.lit(None, dtype=pl.String).alias("order"),
+            )
+        )
+    else:
+        firsts = (
+            base.with_columns(pl.int_ranges(0, pl.col("_n"), dtype=pl.Int32).alias("i"))
+            .explode("i")
+            .drop_nulls("i")
+        )
+        pairs = (
+            firsts.with_columns(pl.int_ranges(pl.col("i") + 1, pl.col("_n"), dtype=pl.Int32).alias("j"))
+            .explode("j")
+            .drop_nulls("j")
+        )
+        ab = pairs.select(
+            "row_id", "content_hash", pl.col("i").alias("candidate_a"),
+            pl.col("j").alias("candidate_b"), pl.lit("AB").alias("order"),
+        )
+        frames = [ab]
+        if spec.both_orders:
+            frames.append(
+                pairs.select(
+                    "row_id", "content_hash", pl.col("j").alias("candidate_a"),
+                    pl.col("i").alias("candidate_b"), pl.lit("BA").alias("order"),
+                )
+            )
+        items = pl.concat(frames)
+    spec_hash = spec.spec_hash()
+    key = pl.concat_str(
+        [
+            pl.col("content_hash"),
+            pl.lit(spec_hash),
+            pl.col("candidate_a").cast(pl.String),
+            pl.col("candidate_b").cast(pl.String).fill_null("-"),
+            pl.col("order").fill_null("-"),
+        ],
+        separator="|",
+    )
+    request_id = pl.lit("jf") + key.map_batches(_sha256_hex30, return_dtype=pl.String)
+    return items.select(
+        request_id.alias("request_id"),
+        "row_id",
+        "content_hash",
+        pl.col("candidate_a").cast(pl.Int32),
+        pl.col("candidate_b").cast(pl.Int32),
+        pl.col("order").cast(pl.String),
+    ).sort("row_id", "candidate_a", "candidate_b", "order", nulls_last=True)
+
+
+def _sha256_hex30(keys: pl.Series) -> pl.Series:
+    """sha256 per key; hashlib on the column's values (C speed, no per-row Python objects kept)."""
+    return pl.Series(
+        [hashlib.sha256(k.encode()).hexdigest()[:30] for k in keys.to_list()], dtype=pl.String
+    )

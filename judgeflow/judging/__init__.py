@@ -1,0 +1,1 @@
+"""Turning judge replies into judgment records, shared by the live, batch and GPU paths."""

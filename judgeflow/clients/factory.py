@@ -1,0 +1,72 @@
+"""``make_client``: the right judge client for a spec, with its API key from the environment.
+
+The key is read from ``spec.api_key_env`` (default ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``)
+at call time; it lives only inside the client object (never in its repr, a log line or an
+exception message).
+"""
+
+from __future__ import annotations
+
+import os
+
+from judgeflow.clients.base import JudgeClient, PermanentError
+from judgeflow.clients.fast_anthropic import FastAnthropicClient
+from judgeflow.clients.fast_openai import FastOpenAIClient
+from judgeflow.clients.resilient import ResilientClient
+from judgeflow.clients.sdk_anthropic import SDKAnthropicClient
+from judgeflow.clients.sdk_openai import SDKOpenAIClient
+from judgeflow.specs import JudgeSpec
+
+DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai-compatible": "OPENAI_API_KEY",
+    "vllm": "OPENAI_API_KEY",
+}
+
+
+def resolve_api_key(spec: JudgeSpec, api_key: str | None = None) -> str | None:
+    """``api_key`` if given, else the env var the spec names (or the provider's default).
+
+    Hosted OpenAI/Anthropic without a key fail here with the *name* of the variable to set;
+    a self-hosted server (custom ``base_url``, vLLM) may run without auth.
+    """
+    if api_key:
+        return api_key
+    env = spec.api_key_env or DEFAULT_KEY_ENV.get(spec.provider)
+    value = os.environ.get(env) if env else None
+    if not value and spec.provider in ("openai", "anthropic") and spec.base_url is None:
+        raise PermanentError(f"judge {spec.name!r}: no API key; set the environment variable {env}")
+    return value or None
+
+
+def make_transport(spec: JudgeSpec, api_key: str | None = None) -> JudgeClient:
+    """The single-attempt transport for ``spec`` (no retries, no limits): see ``make_client``."""
+    key = resolve_api_key(spec, api_key)
+    if spec.provider == "anthropic":
+        if spec.transport == "sdk":
+            return SDKAnthropicClient(model=spec.model, api_key=key, base_url=spec.base_url, timeout_s=spec.timeout_s)
+        return FastAnthropicClient(
+            model=spec.model, api_key=key, base_url=spec.base_url,
+            concurrency=spec.concurrency, timeout_s=spec.timeout_s,
+        )
+    if spec.provider in ("openai", "openai-compatible", "vllm"):
+        vllm_extras = spec.provider != "openai"
+        if spec.provider != "openai" and spec.base_url is None:
+            raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} needs base_url")
+        if spec.transport == "sdk":
+            return SDKOpenAIClient(
+                model=spec.model, api_key=key, base_url=spec.base_url,
+                timeout_s=spec.timeout_s, vllm_extras=vllm_extras,
+            )
+        return FastOpenAIClient(
+            model=spec.model, api_key=key, base_url=spec.base_url, concurrency=spec.concurrency,
+            timeout_s=spec.timeout_s, vllm_extras=vllm_extras,
+        )
+    raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} has no API client (GPU judge)")
+
+
+def make_client(spec: JudgeSpec, api_key: str | None = None) -> ResilientClient:
+    """The client live judging uses: transport by ``spec.provider``/``spec.transport``, wrapped
+    with the spec's RPM/TPM limits, per-attempt timeout and retry policy."""
+    return ResilientClient.for_spec(make_transport(spec, api_key), spec)

@@ -1,0 +1,92 @@
+"""Simulator configuration: where it listens, how fast it answers, which faults it injects.
+
+Every field can be changed while the server runs (``Simulator.configure`` / ``POST /_sim/config``),
+so one test can start clean, switch on 429s, and switch them off again.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Rate = float
+
+
+def _rate() -> float:
+    return Field(default=0.0, ge=0.0, le=1.0)  # type: ignore[no-any-return]
+
+
+class SimulatorConfig(BaseModel):
+    """All knobs of the provider simulator. Rates are probabilities in [0, 1]."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    seed: int = 0
+    require_api_key: str | None = None
+    """When set, requests without this exact key get 401 (otherwise any key is accepted)."""
+
+    # --- live endpoints (chat completions, messages) -------------------------------------
+    latency_ms: float = Field(default=0.0, ge=0.0)
+    jitter_ms: float = Field(default=0.0, ge=0.0)
+    rate_429: Rate = _rate()
+    rate_500: Rate = _rate()
+    rate_529: Rate = _rate()
+    """Anthropic ``overloaded_error`` (HTTP 529); on the OpenAI endpoint it is a 503."""
+    rate_timeout: Rate = _rate()
+    timeout_mode: Literal["hold", "drop"] = "hold"
+    """``hold``: keep the request open ``timeout_hold_s`` then close without answering (the
+    client's own timeout fires first); ``drop``: close the connection at once."""
+    timeout_hold_s: float = Field(default=5.0, ge=0.0)
+    rate_unparseable: Rate = _rate()
+    """Reply with judge text that contains no verdict."""
+    retry_after_s: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Sent as ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms`` on 429/529."""
+    position_bias_rate: Rate = _rate()
+    """Fraction of relative / pairwise prompts answered "A" regardless of content."""
+
+    # --- batch control plane -------------------------------------------------------------
+    status_429_rate: Rate = _rate()
+    """429 on batch status calls (GET batch) only."""
+    batch_create_429_rate: Rate = _rate()
+    """429 on batch creation (no batch is created)."""
+
+    # --- batch life cycle (wall clock, computed lazily on each call) ----------------------
+    batch_validating_s: float = Field(default=0.2, ge=0.0)
+    batch_in_progress_s: float = Field(default=1.5, ge=0.0)
+    batch_finalizing_s: float = Field(default=0.3, ge=0.0)
+    batch_cancel_s: float = Field(default=0.2, ge=0.0)
+    """Time from a cancel request to ``cancelled`` / ``ended``."""
+
+    # --- batch outcomes ------------------------------------------------------------------
+    batch_fail_validation: bool = False
+    fail_validation_first_n_batches: int = Field(default=0, ge=0)
+    batch_fail_validation_code: str = "token_limit_exceeded"
+    batch_token_limit: int | None = Field(default=None, ge=1)
+    """Enqueued-token limit per batch (approx. chars/4 of the bodies); above it validation fails."""
+    batch_expire: bool = False
+    expire_first_n_batches: int = Field(default=0, ge=0)
+    batch_expire_done_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Share of an expiring batch's requests finished before it expires."""
+    batch_request_error_rate: Rate = _rate()
+    """Share of batch requests that fail individually (OpenAI error file / Anthropic errored)."""
+    batch_request_error_seed_by_attempt: bool = True
+    """When true, a custom_id that failed in one batch is re-drawn in the next (so a re-submission
+    round can succeed); when false the same custom_id always fails."""
+    max_batch_requests: int = Field(default=50_000, ge=1)
+    max_anthropic_batch_requests: int = Field(default=100_000, ge=1)
+
+    def with_batch_seconds(self, total_s: float) -> "SimulatorConfig":
+        """Scale the batch life cycle so a batch completes in about ``total_s`` seconds."""
+        return self.model_copy(
+            update={
+                "batch_validating_s": total_s * 0.1,
+                "batch_in_progress_s": total_s * 0.75,
+                "batch_finalizing_s": total_s * 0.15,
+            }
+        )
+
+
+__all__ = ["SimulatorConfig"]

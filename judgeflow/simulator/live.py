@@ -1,0 +1,195 @@
+"""Live endpoints: OpenAI ``POST /v1/chat/completions`` and Anthropic ``POST /v1/messages``.
+
+The request path is deliberately lean (orjson, string search, no pydantic) so the simulator can
+serve thousands of requests per second and never be the bottleneck of a client benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from judgeflow.simulator import wire
+from judgeflow.simulator.state import SimState
+
+STATE_KEY: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
+
+
+def api_key_of(request: web.Request, *, anthropic: bool) -> str | None:
+    """The API key a client sent (``Authorization: Bearer`` or, for Anthropic, ``x-api-key``)."""
+    auth = request.headers.get("Authorization")
+    if auth and auth.startswith("Bearer "):
+        return auth[7:]
+    if anthropic:
+        return request.headers.get("x-api-key")
+    return None
+
+
+def authorized(state: SimState, request: web.Request, *, anthropic: bool) -> bool:
+    """Any key is accepted unless ``require_api_key`` is set; a missing key never is."""
+    key = api_key_of(request, anthropic=anthropic)
+    if not key:
+        return False
+    required = state.config.require_api_key
+    return required is None or key == required
+
+
+def unauthorized(state: SimState, *, anthropic: bool) -> web.Response:
+    """401 in the provider's shape (the key itself is never echoed)."""
+    state.counts["unauthorized"] += 1
+    rid = state.next_id("req_")
+    if anthropic:
+        return wire.anthropic_error(401, "authentication_error", "invalid x-api-key", request_id=rid)
+    return wire.openai_error(
+        401, "Incorrect API key provided.", type_="invalid_request_error", code="invalid_api_key", request_id=rid
+    )
+
+
+async def _timeout(state: SimState, request: web.Request) -> web.StreamResponse:
+    """Hold the request past the client's timeout, or drop it; never answer it."""
+    state.faults["timeout"] += 1
+    if state.config.timeout_mode == "hold":
+        await asyncio.sleep(state.config.timeout_hold_s)
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    raise asyncio.CancelledError  # aiohttp treats this as a dropped request: nothing is written
+
+
+async def _fault_or_none(
+    state: SimState, request: web.Request, body_bytes: bytes, *, anthropic: bool
+) -> tuple[web.StreamResponse | None, bytes, float]:
+    """Apply latency and maybe a fault. Returns (error response or None, body key, u_unparseable)."""
+    key, u_fault, u_unparse, u_jitter = state.draw(body_bytes)
+    c = state.config
+    delay = c.latency_ms + c.jitter_ms * u_jitter
+    if delay > 0:
+        await asyncio.sleep(delay / 1000.0)
+    fault = state.live_fault(u_fault, anthropic=anthropic)
+    if fault is None:
+        return None, key, u_unparse
+    rid = state.next_id("req_")
+    if fault == "timeout":
+        await _timeout(state, request)
+    state.faults[fault] += 1
+    retry = wire.retry_headers(c.retry_after_s)
+    if fault == "429":
+        if anthropic:
+            return (
+                wire.anthropic_error(
+                    429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit.",
+                    request_id=rid, extra_headers=retry,
+                ),
+                key,
+                u_unparse,
+            )
+        return (
+            wire.openai_error(
+                429, "Rate limit reached for requests. Please try again in a moment.",
+                type_="requests", code="rate_limit_exceeded", request_id=rid, extra_headers=retry,
+            ),
+            key,
+            u_unparse,
+        )
+    if fault == "500":
+        if anthropic:
+            return wire.anthropic_error(500, "api_error", "Internal server error", request_id=rid), key, u_unparse
+        return (
+            wire.openai_error(
+                500, "The server had an error while processing your request. Sorry about that!",
+                type_="server_error", request_id=rid,
+            ),
+            key,
+            u_unparse,
+        )
+    # 529: Anthropic's overloaded_error; OpenAI has no 529, its equivalent is a 503.
+    if anthropic:
+        return wire.anthropic_error(529, "overloaded_error", "Overloaded", request_id=rid, extra_headers=retry), key, u_unparse
+    return (
+        wire.openai_error(
+            503, "The engine is currently overloaded, please try again later.",
+            type_="server_error", code="overloaded", request_id=rid, extra_headers=retry,
+        ),
+        key,
+        u_unparse,
+    )
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    """OpenAI ``POST /v1/chat/completions`` (non-streaming)."""
+    state = request.app[STATE_KEY]
+    state.counts["chat_completions"] += 1
+    if not authorized(state, request, anthropic=False):
+        return unauthorized(state, anthropic=False)
+    raw = await request.read()
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        state.counts["bad_requests"] += 1
+        return wire.openai_error(
+            400, "We could not parse the JSON body of your request.", type_="invalid_request_error",
+            request_id=state.next_id("req_"),
+        )
+    problem = wire.openai_validate(body)
+    if problem is not None:
+        state.counts["bad_requests"] += 1
+        return wire.openai_error(400, problem, type_="invalid_request_error", request_id=state.next_id("req_"))
+    if body.get("stream"):
+        state.counts["bad_requests"] += 1
+        return wire.openai_error(
+            400, "The simulator does not stream.", type_="invalid_request_error", param="stream",
+            request_id=state.next_id("req_"),
+        )
+    error, key, u_unparse = await _fault_or_none(state, request, raw, anthropic=False)
+    if error is not None:
+        return error
+    prompt, chars = wire.prompt_of(body["messages"])
+    unparseable = u_unparse < state.config.rate_unparseable
+    if unparseable:
+        state.faults["unparseable"] += 1
+    text = wire.judge_text(state, prompt, wire.wants_json(body), unparseable)
+    reply = wire.chat_completion(state, body, text, chars)
+    state.record_success(key)
+    return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Anthropic ``POST /v1/messages`` (non-streaming)."""
+    state = request.app[STATE_KEY]
+    state.counts["messages"] += 1
+    if not authorized(state, request, anthropic=True):
+        return unauthorized(state, anthropic=True)
+    raw = await request.read()
+    try:
+        body: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        state.counts["bad_requests"] += 1
+        return wire.anthropic_error(
+            400, "invalid_request_error", "The request body is not valid JSON.", request_id=state.next_id("req_")
+        )
+    problem = wire.anthropic_validate(body)
+    if problem is not None:
+        state.counts["bad_requests"] += 1
+        return wire.anthropic_error(400, "invalid_request_error", problem, request_id=state.next_id("req_"))
+    if body.get("stream"):
+        state.counts["bad_requests"] += 1
+        return wire.anthropic_error(
+            400, "invalid_request_error", "The simulator does not stream.", request_id=state.next_id("req_")
+        )
+    error, key, u_unparse = await _fault_or_none(state, request, raw, anthropic=True)
+    if error is not None:
+        return error
+    prompt, chars = wire.prompt_of(body["messages"])
+    unparseable = u_unparse < state.config.rate_unparseable
+    if unparseable:
+        state.faults["unparseable"] += 1
+    text = wire.judge_text(state, prompt, False, unparseable)
+    reply = wire.anthropic_message(state, body, text, wire.anthropic_prompt_chars(body, chars))
+    state.record_success(key)
+    return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))
+
+
+__all__ = ["STATE_KEY", "authorized", "chat_completions", "messages", "unauthorized"]

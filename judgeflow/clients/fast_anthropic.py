@@ -30,14 +30,15 @@ ANTHROPIC_VERSION = "2023-06-01"
 def anthropic_body(model: str, system: str | None, user: str, sampling: Sampling) -> dict[str, Any]:
     """The Messages request body (shared with the Message Batches path).
 
-    Only ``temperature`` is sent (clamped to Anthropic's 0..1): newer Claude models reject
-    ``temperature`` and ``top_p`` together, and Anthropic advises setting one of them.
+    No sampling parameters: API version 2026-10-21 (sent by the anthropic 2.x SDK) rejects
+    ``temperature``/``top_p``/``top_k`` with a 400 even at default values, and the newest models
+    reject ``temperature`` on every version; the SDK no longer has the fields. Only
+    ``max_tokens`` is taken from ``sampling``, so both transports send the same body.
     """
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": sampling.max_tokens,
         "messages": [{"role": "user", "content": user}],
-        "temperature": min(1.0, max(0.0, sampling.temperature)),
     }
     if system:
         body["system"] = system

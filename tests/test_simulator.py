@@ -313,7 +313,7 @@ def test_500_and_529(make_simulator) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_partial_faults_are_retried_to_success(make_simulator) -> None:  # type: ignore[no-untyped-def]
-    sim = make_simulator(rate_429=0.2, rate_500=0.1, retry_after_s=0.0, seed=7)
+    sim = make_simulator(rate_429=0.2, rate_500=0.1, retry_after_s=0.02, seed=7)
     client = openai.OpenAI(base_url=sim.openai_base_url, api_key="k", max_retries=5)
     for i in range(30):
         prompt = absolute(TEXTS[i])
@@ -385,3 +385,24 @@ def test_process_mode() -> None:
         assert sim.config.rate_429 == 1.0
         assert sim.stats()["successful_answers"] == 1
     assert sim.port is None
+
+
+@pytest.mark.parametrize("variant", ["library", "paper"])
+@pytest.mark.parametrize("reference", ["A reference answer.", None])
+@pytest.mark.parametrize(("kind", "template"), [("absolute", "prometheus"), ("relative", "prometheus"), ("pairwise", "pairwise-json")])
+def test_reads_judgeflow_rendered_prompts(kind: str, template: str, variant: str, reference: str | None) -> None:
+    """The simulator finds the candidates in prompts rendered by judgeflow.prompts."""
+    from judgeflow.prompts import render
+    from judgeflow.specs import JudgeSpec
+
+    spec = JudgeSpec(name="j", kind=kind, template=template, variant=variant)  # type: ignore[arg-type]
+    a, b = HOSTILE, TEXTS[4]
+    rendered = render(spec, instruction="Explain DPO.", response_a=a, response_b=None if kind == "absolute" else b, reference=reference)
+    parsed = judge.parse_prompt(rendered.user)
+    assert parsed.kind == kind
+    if kind == "absolute":
+        assert parsed.response_a == a.strip()
+        assert last_verdict(judge.answer(rendered.user)) == str(expected_score(a))
+    else:
+        assert (parsed.response_a, parsed.response_b) == (a.strip(), b)
+        assert judge.expected_verdict_text(rendered.user) == expected_preference(a, b)

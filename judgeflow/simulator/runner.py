@@ -27,7 +27,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 async def _start_site(config: SimulatorConfig) -> tuple[web.AppRunner, int]:
     app = build_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, backlog=4096, reuse_address=True)
     await site.start()

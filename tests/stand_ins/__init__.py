@@ -1,0 +1,1 @@
+"""Stand-ins with the interfaces of heavy GPU libraries, for tests on CPU without weights."""

@@ -1,0 +1,132 @@
+"""Which source column holds which field: aliases for the dataset layouts people actually have.
+
+Preference data arrives in a handful of shapes (judgeflow's native rows, OpenPO's ``prompt`` +
+``responses``, distilabel's ``instruction`` + ``generations`` + ``generation_models``, pairwise
+``response_a``/``response_b`` dumps). Rather than asking users to rewrite their files, the loader
+resolves each logical field to a source column through the alias lists below; a ``ColumnMapping``
+overrides any of them explicitly. Resolution looks only at column *names*, so it is the same for
+JSONL keys, Parquet columns and CSV headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+
+
+class InputError(Exception):
+    """A source that cannot be read at all, or whose columns cannot be mapped.
+
+    Raised once per source with a message naming the file and what was expected/found; rows that
+    are merely invalid never raise, they go to quarantine.
+    """
+
+
+# First alias present in the source wins; order = most specific first.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "row_id"),
+    "instruction": ("instruction", "prompt"),
+    "responses": ("responses", "generations"),
+    "models": ("models", "generation_models", "model_names"),
+    "reference": ("reference_answer", "reference", "ref", "answer"),
+    "metadata": ("metadata",),
+    "response_a": ("response_a",),
+    "response_b": ("response_b",),
+    "model_a": ("model_a",),
+    "model_b": ("model_b",),
+}
+
+
+class ColumnMapping(BaseModel):
+    """Explicit source column for a field; ``None`` means "find it through the aliases".
+
+    Example: ``ColumnMapping(instruction="question", responses="answers")``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | None = None
+    instruction: str | None = None
+    responses: str | None = None
+    models: str | None = None
+    reference: str | None = None
+    metadata: str | None = None
+    response_a: str | None = None
+    response_b: str | None = None
+    model_a: str | None = None
+    model_b: str | None = None
+
+
+class ResolvedColumns(BaseModel):
+    """The source column chosen for each field (``None``: the source has no such column).
+
+    Either ``responses`` (a list column) or both ``response_a`` and ``response_b`` are set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str | None = None
+    instruction: str
+    responses: str | None = None
+    models: str | None = None
+    reference: str | None = None
+    metadata: str | None = None
+    response_a: str | None = None
+    response_b: str | None = None
+    model_a: str | None = None
+    model_b: str | None = None
+
+    @property
+    def pairwise(self) -> bool:
+        """True when candidates come from ``response_a``/``response_b`` columns."""
+        return self.responses is None
+
+
+def resolve_columns(
+    available: Iterable[str], source: str, mapping: ColumnMapping | None = None
+) -> ResolvedColumns:
+    """Pick a source column per field, or raise ``InputError`` saying what was expected/found.
+
+    An explicit mapping entry must name an existing column (a typo should fail loudly, not fall
+    back to an alias silently).
+    """
+    present = list(dict.fromkeys(available))
+    present_set = set(present)
+    explicit = (mapping or ColumnMapping()).model_dump()
+    chosen: dict[str, str | None] = {}
+    for field, aliases in ALIASES.items():
+        wanted = explicit.get(field)
+        if wanted is not None:
+            if wanted not in present_set:
+                raise InputError(
+                    f"{source}: column mapping names {wanted!r} for {field!r}, but the source "
+                    f"has no such column (found: {_show(present)})"
+                )
+            chosen[field] = wanted
+            continue
+        chosen[field] = next((a for a in aliases if a in present_set), None)
+
+    if chosen["instruction"] is None:
+        raise InputError(
+            f"{source}: no instruction column; expected one of "
+            f"{_show(ALIASES['instruction'])} or a ColumnMapping(instruction=...) "
+            f"(found: {_show(present)})"
+        )
+    has_pair = chosen["response_a"] is not None and chosen["response_b"] is not None
+    if chosen["responses"] is None and not has_pair:
+        raise InputError(
+            f"{source}: no candidate responses; expected a list column "
+            f"{_show(ALIASES['responses'])}, or both 'response_a' and 'response_b', "
+            f"or a ColumnMapping(responses=...) (found: {_show(present)})"
+        )
+    if chosen["responses"] is not None:
+        # A list column wins; pairwise columns are then ordinary extra columns.
+        chosen.update(response_a=None, response_b=None, model_a=None, model_b=None)
+    return ResolvedColumns(**chosen)  # type: ignore[arg-type]
+
+
+def _show(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:20])
+    return shown + (f" and {len(names) - 20} more" if len(names) > 20 else "") if names else "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from judgeflow.cli.app import app
 
 # Command modules (one per command group). Keep this list sorted.
+import judgeflow.cli.judges  # noqa: F401,E402
 
 
 def main() -> None:

@@ -1,0 +1,169 @@
+"""Named judges: built-ins plus those declared in a config file (llama-stack style registry).
+
+A ``JudgeSpec`` is judgeflow's scoring function; the registry is how commands and flows find
+one by name. Config files are a YAML or JSON list of specs (or a mapping with a ``judges``
+list, so a build config file works too); unknown keys are rejected by ``JudgeSpec``
+(``extra="forbid"``) and reported with the judge and the key. A rubric may be given in config
+as a mapping (criteria + score1..score5 descriptions); it is stored as the rendered rubric text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from judgeflow.prompts.render import compile_spec
+from judgeflow.prompts.rubrics import format_score_rubric
+from judgeflow.specs import JudgeSpec
+
+PROMETHEUS_MODEL = "prometheus-eval/prometheus-7b-v2.0"
+
+
+def builtin_specs() -> list[JudgeSpec]:
+    """The judges every registry starts with (fresh objects: callers may not mutate shared ones)."""
+    return [
+        JudgeSpec(
+            name="prometheus-absolute", kind="absolute", template="prometheus",
+            provider="vllm", mode="gpu", model=PROMETHEUS_MODEL, aggregation=["average", "median"],
+        ),
+        JudgeSpec(
+            name="prometheus-relative", kind="relative", template="prometheus",
+            provider="vllm", mode="gpu", model=PROMETHEUS_MODEL, aggregation=["win_rate", "categorical_count"],
+        ),
+        JudgeSpec(
+            name="pairwise-preference", kind="pairwise", template="pairwise-json",
+            provider="openai", mode="live", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY",
+            aggregation=["win_rate", "categorical_count"],
+        ),
+    ]
+
+
+class JudgeRegistry:
+    """Judge specs by name, in registration order."""
+
+    def __init__(self, specs: Iterable[JudgeSpec] | None = None, *, builtins: bool = True) -> None:
+        self._specs: dict[str, JudgeSpec] = {}
+        for spec in builtin_specs() if builtins else []:
+            self.register(spec)
+        for spec in specs or []:
+            self.register(spec, replace=True)
+
+    def register(self, spec: JudgeSpec, *, replace: bool = False) -> JudgeSpec:
+        """Add ``spec``; an existing name is an error unless ``replace``."""
+        if spec.name in self._specs and not replace:
+            raise ValueError(f"judge {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+        return spec
+
+    def get(self, name: str) -> JudgeSpec:
+        """The spec called ``name``; KeyError names the known judges."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            known = ", ".join(self._specs) or "(none)"
+            raise KeyError(f"unknown judge {name!r}; known judges: {known}") from None
+
+    def list(self) -> list[JudgeSpec]:
+        """All specs, built-ins first, then in registration order."""
+        return list(self._specs.values())
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def aggregations(self) -> dict[str, list[str]]:
+        """``{judge: aggregation names}``, the input of ``aggregation.aggregate_by_judge``."""
+        return {name: list(spec.aggregation) for name, spec in self._specs.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    @classmethod
+    def from_config(cls, source: str | Path | Mapping[str, Any] | list[Any], *, builtins: bool = True) -> JudgeRegistry:
+        """Built-ins plus the judges of a YAML/JSON file, a mapping or a list.
+
+        A config judge may replace a built-in of the same name; two config judges may not share
+        a name.
+        """
+        specs = load_specs(source)
+        registry = cls(builtins=builtins)
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.name in seen:
+                raise ValueError(f"judge {spec.name!r} is declared twice in the config")
+            seen.add(spec.name)
+            registry.register(spec, replace=True)
+        return registry
+
+
+def load_specs(source: str | Path | Mapping[str, Any] | list[Any]) -> list[JudgeSpec]:
+    """Judge specs from a file path, a mapping with ``judges`` or a list of spec mappings."""
+    data: Any = source
+    where = "config"
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        where = str(path)
+        text = path.read_text(encoding="utf-8")
+        data = orjson.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    if isinstance(data, Mapping):
+        if "judges" not in data:
+            raise ValueError(f"{where}: expected a list of judges or a mapping with a 'judges' list")
+        data = data["judges"]
+    if not isinstance(data, list):
+        raise ValueError(f"{where}: 'judges' must be a list, got {type(data).__name__}")
+    return [_spec(item, i, where) for i, item in enumerate(data)]
+
+
+def _spec(item: Any, index: int, where: str) -> JudgeSpec:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{where}: judge #{index} must be a mapping, got {type(item).__name__}")
+    label = f"{where}: judge #{index}" + (f" ({item['name']!r})" if "name" in item else "")
+    values = dict(item)
+    if isinstance(values.get("rubric"), Mapping):
+        try:
+            values["rubric"] = format_score_rubric(values["rubric"])
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+    try:
+        spec = JudgeSpec.model_validate(values)
+    except ValidationError as exc:
+        raise ValueError(f"{label}: {_explain(exc)}") from None
+    check_spec(spec, label)
+    return spec
+
+
+def check_spec(spec: JudgeSpec, label: str | None = None) -> None:
+    """Fail at load time, not mid-run: the template must compile and the score regex parse."""
+    label = label or f"judge {spec.name!r}"
+    try:
+        compile_spec(spec)
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from None
+    if spec.score_regex is not None:
+        try:
+            re.compile(spec.score_regex)
+        except re.error as exc:
+            raise ValueError(f"{label}: score_regex does not compile: {exc}") from None
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, naming the key; unknown keys list the allowed ones."""
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "(spec)"
+        if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+            allowed = ", ".join(JudgeSpec.model_fields)
+            lines.append(f"unknown key {loc!r} (allowed keys: {allowed})")
+        elif error["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}")
+        else:
+            lines.append(f"{loc}: {error['msg']}")
+    return "; ".join(lines)

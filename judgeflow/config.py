@@ -101,6 +101,20 @@ class PairsConfig(_Strict):
     max_length_ratio: float | None = Field(default=None, gt=1)
 
 
+class GpuDispatchConfig(_Strict):
+    """How the build reaches its GPU judges (vLLM Prometheus, PairRM).
+
+    In process (the demo, tests, a single GPU box) or, when a GPU work pool exists, through
+    ``run_deployment`` of the GPU deployments, which then need shared storage (an s3:// or
+    network ``output.dir``) to read the chunk files and write their judgments.
+    """
+
+    use_deployments: bool = False
+    vllm_deployment: str = "prometheus-vllm-judge/prometheus-vllm"
+    pairrm_deployment: str = "pairrm-judge/pairrm"
+    timeout_s: float = Field(default=6 * 3600.0, gt=0)
+
+
 class BuildConfig(_Strict):
     """Everything one preference-dataset build needs."""
 
@@ -111,6 +125,7 @@ class BuildConfig(_Strict):
     consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
     pairs: PairsConfig = Field(default_factory=PairsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    gpu: GpuDispatchConfig = Field(default_factory=GpuDispatchConfig)
     budget_usd: float | None = Field(default=None, gt=0, description="Stop new requests past this.")
     chunk_size: int = Field(default=5_000, ge=1, description="Requests per Prefect task.")
     cache: bool = Field(default=True, description="Reuse judgments already in the output store.")

@@ -1,0 +1,102 @@
+"""The nightly build: rows in, preference dataset out.
+
+load -> validate -> (generate) -> judge -> merge -> pairs -> report -> write -> publish
+
+Every step is a task or subflow named for what it does, so the Prefect UI reads like this page.
+The one parameter is a typed ``BuildConfig``: the UI renders it as a form, `judgeflow run
+CONFIG.yaml` and the demo pass the same model.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import polars as pl
+from prefect import flow, get_run_logger
+
+from judgeflow.config import BuildConfig
+from judgeflow.pipeline import derive_run_id, run_paths
+from flows.judging import judge_rows
+from tasks.build import (
+    clean_work_dir,
+    merge_and_build_pairs,
+    plan_judging,
+    summary_artifacts,
+    write_report,
+)
+from tasks.io import load_and_validate
+from tasks.publish import publish_outputs, write_outputs
+
+
+def _build_day() -> date:
+    """The schedule's date when run by a deployment (a late run keeps its night), else today."""
+    try:
+        from prefect.runtime import flow_run
+
+        scheduled = flow_run.scheduled_start_time
+        if scheduled is not None:
+            return scheduled.date()
+    except Exception:  # noqa: BLE001 - outside a deployment there is no schedule
+        pass
+    return datetime.now(UTC).date()
+
+
+@flow(name="build-preference-dataset", log_prints=False)
+def build_preference_dataset(config: BuildConfig) -> dict[str, Any]:
+    """Judge the input rows with every configured judge and publish a preference dataset."""
+    logger = get_run_logger()
+    started = datetime.now(UTC)
+    staging = run_paths(config, "_loading", _build_day())
+    loaded = load_and_validate(config.input, str(staging.work_dir))
+    rows = pl.read_parquet(loaded["rows_path"])
+    if config.input.limit:
+        rows = rows.head(config.input.limit)
+
+    paths = run_paths(config, derive_run_id(config, rows, _build_day()), _build_day())
+    rows_path = str(paths.run_dir / "rows.parquet")
+    rows.write_parquet(rows_path)
+    pl.read_parquet(loaded["quarantine_path"]).write_parquet(paths.run_dir / "quarantine.parquet")
+    clean_work_dir(staging)
+    logger.info("run %s: %d rows in, %d valid, %d quarantined", paths.run_id,
+                loaded["counts"]["rows_in"], rows.height, loaded["counts"]["rows_quarantined"])
+
+    if config.generation.enabled:
+        from flows.generate import generate_candidates
+
+        rows_path = generate_candidates(config, rows_path, paths)
+
+    plan = plan_judging(config, rows_path, paths)
+    judged = judge_rows(config, plan, paths)
+    merged = merge_and_build_pairs(config, rows_path, paths)
+
+    counts = {
+        "rows_in": loaded["counts"]["rows_in"],
+        "rows_quarantined": loaded["counts"]["rows_quarantined"],
+        "rows_not_selected": loaded["counts"]["rows_valid"] - rows.height,
+        **merged["counts"],
+        "requests_sent": sum(p["pending"] for p in plan.values()),
+        "requests_cached": sum(p["cached"] for p in plan.values()),
+    }
+    summary = {
+        "run_id": paths.run_id,
+        **counts,
+        "parse_failures": merged["parse_failures"],
+        "cost_usd": round(merged["cost_usd"], 6),
+        **{k: v for k, v in merged["agreement"].items() if v is not None},
+    }
+    report_path = write_report(config, paths, summary)
+    manifest_path = write_outputs(config, paths, counts, started)
+    published = publish_outputs(config, paths) if config.output.publish_uri else None
+    summary_artifacts(paths, summary)
+    clean_work_dir(paths)
+    logger.info("run %s done: %d pairs from %d judged rows (%s live chunks)", paths.run_id,
+                counts["pairs"], counts["rows_judged"], judged["live_chunks"])
+    return {
+        "summary": summary,
+        "counts": counts,
+        "run_dir": str(paths.run_dir),
+        "report": report_path,
+        "manifest": manifest_path,
+        "published": published,
+    }

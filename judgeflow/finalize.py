@@ -1,0 +1,92 @@
+"""From judgments to the published dataset's tables: consensus, agreement, pairs, outcomes.
+
+One pure function, shared by the Prefect flow and the Python API, so both publish the same
+dataset for the same judgments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from judgeflow.agreement import AgreementReport, compute_agreement
+from judgeflow.config import BuildConfig
+from judgeflow.consensus import Consensus, ConsensusPolicy, merge
+from judgeflow.pairs import build_pairs
+from judgeflow.pipeline import row_outcomes
+
+
+@dataclass(frozen=True)
+class Finalized:
+    """The tables a build publishes, plus the agreement report."""
+
+    consensus: Consensus
+    agreement: AgreementReport
+    pairs: pl.DataFrame
+    outcomes: pl.DataFrame  # one line per valid row: judged | failed (+ reason)
+
+    def counts(self) -> dict[str, int]:
+        """Row and judgment counts for the manifest and the summary artifact."""
+        judged = int((self.outcomes["outcome"] == "judged").sum())
+        return {
+            "rows_judged": judged,
+            "rows_failed": self.outcomes.height - judged,
+            "pairs": self.pairs.height,
+        }
+
+
+def policy_for(config: BuildConfig) -> ConsensusPolicy:
+    """The consensus policy a build config asks for, with the judges' weights."""
+    return ConsensusPolicy.from_specs(
+        config.judges,
+        score_method=config.consensus.score_method,
+        tie_policy=config.consensus.tie_policy,
+        min_judges=config.consensus.min_judges,
+        unanimous_only=config.consensus.unanimous_only,
+    )
+
+
+def finalize(config: BuildConfig, rows: pl.DataFrame, judgments: pl.DataFrame, run_id: str) -> Finalized:
+    """Merge the judges, measure their agreement and draw the preference pairs."""
+    consensus = merge(judgments, policy_for(config))
+    agreement = compute_agreement(consensus)
+    pairs = build_pairs(
+        rows,
+        consensus,
+        source=config.pairs.source,
+        strategy=config.pairs.strategy,
+        min_margin=config.pairs.min_margin,
+        max_length_ratio=config.pairs.max_length_ratio,
+        run_id=run_id,
+    )
+    return Finalized(consensus, agreement, pairs, row_outcomes(rows, judgments))
+
+
+def judge_summary(judgments: pl.DataFrame) -> pl.DataFrame:
+    """Per judge: judgments ok/failed, parse failures, tokens and dollars."""
+    return (
+        judgments.group_by("judge", "judge_model")
+        .agg(
+            pl.len().alias("judgments"),
+            (pl.col("status") == "ok").sum().alias("ok"),
+            (pl.col("status") == "failed").sum().alias("failed"),
+            pl.col("error").fill_null("").str.contains("(?i)parse").sum().alias("parse_failures"),
+            pl.col("input_tokens").sum(),
+            pl.col("output_tokens").sum(),
+            pl.col("cost_usd").sum().round(6),
+        )
+        .sort("judge")
+    )
+
+
+def agreement_summary(report: AgreementReport) -> dict[str, Any]:
+    """The few agreement numbers worth a line in a summary table."""
+    out: dict[str, Any] = {
+        "alpha_verdicts": report.alpha_verdicts,
+        "alpha_scores": report.alpha_scores,
+    }
+    for item in report.position_consistency:
+        out[f"position_consistency[{item.judge}]"] = item.model_dump().get("rate")
+    return out

@@ -1,0 +1,118 @@
+"""Prefect task: judge one CHUNK of requests live (thousands of requests per task run).
+
+A task run costs ~5-10 ms and a thread, so the unit of work is a chunk file, never a row. The
+task reads Parquet paths (never big frames as parameters, which Prefect would pickle), skips the
+request_ids already recorded in ``out_dir`` (so a retried or re-run task never pays twice), and
+streams records to ``out_dir`` as it goes.
+
+Retries are for infrastructure errors only (disk, network file systems, a killed process): API
+errors never reach Prefect, because the live path records them as failed-with-reason judgments.
+Nothing secret is logged: the API key stays inside the client object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.client.schemas.objects import TaskRun
+from prefect.logging import get_run_logger
+from prefect.states import State
+
+from judgeflow.cost import Budget
+from judgeflow.judging.live import judge_live_sync
+from judgeflow.judging.records import JudgmentSink, read_judgments
+from judgeflow.specs import JudgeSpec
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError, ConnectionError)
+
+
+def _retry_on_infrastructure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only when the task died of an infrastructure error (not a bad spec or bad input)."""
+    try:
+        state.result(raise_on_failure=True)
+    except INFRASTRUCTURE_ERRORS:
+        return True
+    except BaseException:  # noqa: BLE001 - anything else is a bug or bad input: do not retry
+        return False
+    return False
+
+
+def chunk_prefix(spec: JudgeSpec, requests_path: str) -> str:
+    """Part-file prefix unique to (judge, chunk) so parallel chunks never share part numbers."""
+    digest = hashlib.sha1(str(Path(requests_path).resolve()).encode()).hexdigest()[:10]
+    return f"live-{spec.name}-{digest}"
+
+
+def pending_requests(requests: pl.DataFrame, out_dir: str) -> tuple[pl.DataFrame, float]:
+    """(requests not yet recorded in ``out_dir``, dollars already spent there)."""
+    done = read_judgments(out_dir).select("request_id", "cost_usd").collect()
+    spent = float(done["cost_usd"].sum() or 0.0)
+    if done.height == 0:
+        return requests, spent
+    return requests.join(done.select("request_id"), on="request_id", how="anti"), spent
+
+
+@task(
+    name="judge-chunk-live",
+    task_run_name="judge-live-{spec.name}",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_on_infrastructure,
+)
+def judge_chunk_live(
+    spec: JudgeSpec,
+    rows_path: str,
+    requests_path: str,
+    out_dir: str,
+    budget_cap_usd: float | None = None,
+) -> dict[str, Any]:
+    """Judge the requests in ``requests_path`` (rows in ``rows_path``) into ``out_dir``.
+
+    ``budget_cap_usd`` caps what the judgments in ``out_dir`` cost in all, this chunk's and the
+    ones already there (earlier chunks, an earlier try of this one): sequential chunks of a judge
+    that share ``out_dir`` therefore share the cap. Returns ``LiveStats.as_dict()`` plus
+    ``skipped`` (requests already recorded) and ``out_dir``.
+    """
+    logger = get_run_logger()
+    requests = pl.read_parquet(requests_path)
+    todo, spent_before = pending_requests(requests, out_dir)
+    skipped = requests.height - todo.height
+    if skipped:
+        logger.info("judge %r: %d of %d requests already recorded, skipping them", spec.name, skipped, requests.height)
+    budget = None
+    if budget_cap_usd is not None:
+        budget = Budget(budget_cap_usd)
+        budget.add(spent_before)
+    if todo.height == 0:
+        return {"total": 0, "ok": 0, "failed": 0, "skipped": skipped, "out_dir": out_dir}
+    rows = pl.read_parquet(rows_path)
+    last_logged = [0]
+
+    def progress(done: int, total: int) -> None:
+        if done - last_logged[0] >= max(1, total // 10) or done == total:
+            last_logged[0] = done
+            logger.info("judge %r: %d/%d requests done", spec.name, done, total)
+
+    logger.info(
+        "judge %r: judging %d requests live (%s, %s transport, concurrency %d)",
+        spec.name, todo.height, spec.model, spec.transport, spec.concurrency,
+    )
+    with JudgmentSink(out_dir, prefix=chunk_prefix(spec, requests_path), flush_every=500) as sink:
+        stats = judge_live_sync(spec, rows, todo, sink, budget=budget, on_progress=progress)
+    result = stats.as_dict() | {"skipped": skipped, "out_dir": out_dir}
+    logger.info(
+        "judge %r: %d ok, %d failed, %d parse re-asks, %d transport retries, $%.4f, %.0f rows/s",
+        spec.name, stats.ok, stats.failed, stats.parse_retries, stats.transport_retries,
+        stats.cost_usd, stats.rows_per_s,
+    )
+    if stats.budget_stopped:
+        logger.warning(
+            "judge %r: budget cap of $%.2f reached: %d requests not sent (recorded as failed)",
+            spec.name, budget_cap_usd, stats.budget_stopped,
+        )
+    return result

@@ -1,0 +1,232 @@
+"""Batch life cycles of the simulator, driven by the official SDKs over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import orjson
+import pytest
+
+from judgeflow.simulator import Simulator, expected_score
+
+FAST: dict[str, Any] = {
+    "batch_validating_s": 0.05,
+    "batch_in_progress_s": 0.3,
+    "batch_finalizing_s": 0.05,
+    "batch_cancel_s": 0.05,
+}
+ANSWERS = [f"batch candidate {i}: a short answer about preference optimisation" for i in range(20)]
+
+
+def prompt(answer: str) -> str:
+    return (
+        "###Task Description:\nAn instruction (might include an Input inside it), a response to evaluate, "
+        "and a score rubric representing a evaluation criteria are given.\n\n###The instruction to evaluate:\n"
+        f"Explain DPO.\n\n###Response to evaluate:\n{answer}\n\n###Score Rubrics:\n[Helpful?]\n\n###Feedback: "
+    )
+
+
+def input_jsonl(answers: list[str], *, prefix: str = "req", model: str = "gpt-4o-mini") -> bytes:
+    lines = [
+        {
+            "custom_id": f"{prefix}-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": model, "messages": [{"role": "user", "content": prompt(a)}], "max_tokens": 256},
+        }
+        for i, a in enumerate(answers)
+    ]
+    return b"\n".join(orjson.dumps(line) for line in lines) + b"\n"
+
+
+def oai(sim: Simulator) -> openai.OpenAI:
+    return openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test", max_retries=3)
+
+
+def submit(client: openai.OpenAI, content: bytes) -> Any:
+    f = client.files.create(file=("in.jsonl", content), purpose="batch")
+    return client.batches.create(input_file_id=f.id, endpoint="/v1/chat/completions", completion_window="24h")
+
+
+def wait_openai(client: openai.OpenAI, batch_id: str, timeout: float = 10.0) -> tuple[Any, list[str]]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        b = client.batches.retrieve(batch_id)
+        if not seen or seen[-1] != b.status:
+            seen.append(b.status)
+        if b.status in ("completed", "failed", "expired", "cancelled"):
+            return b, seen
+        time.sleep(0.02)
+    raise AssertionError(f"batch {batch_id} stuck in {seen}")
+
+
+def jsonl(client: openai.OpenAI, file_id: str) -> list[dict[str, Any]]:
+    raw = client.files.content(file_id).content
+    assert not raw.endswith(b"\n\n")
+    return [orjson.loads(line) for line in raw.splitlines()]
+
+
+# --- OpenAI ----------------------------------------------------------------------------------
+
+
+def test_openai_files_api(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**FAST)
+    client = oai(sim)
+    content = input_jsonl(ANSWERS[:3])
+    f = client.files.create(file=("in.jsonl", content), purpose="batch")
+    assert f.id.startswith("file-") and f.bytes == len(content) and f.purpose == "batch" and f.status == "processed"
+    assert client.files.retrieve(f.id).filename == "in.jsonl"
+    assert client.files.content(f.id).content == content
+    assert [x.id for x in client.files.list()] == [f.id]
+    assert client.files.delete(f.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(f.id)
+    assert sim.stats()["files_created"] == 1
+
+
+def test_openai_batch_life_cycle_completed(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**FAST)
+    client = oai(sim)
+    batch = submit(client, input_jsonl(ANSWERS))
+    assert batch.status == "validating" and batch.id.startswith("batch_")
+    done, seen = wait_openai(client, batch.id)
+    assert seen[0] == "validating" and seen[-1] == "completed" and "in_progress" in seen
+    assert done.request_counts is not None
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (20, 20, 0)
+    assert done.in_progress_at and done.finalizing_at and done.completed_at and done.failed_at is None
+    assert done.error_file_id is None and done.output_file_id
+    assert done.usage is not None and done.usage.input_tokens > 0
+    lines = jsonl(client, done.output_file_id)
+    assert sorted(line["custom_id"] for line in lines) == sorted(f"req-{i}" for i in range(20))
+    for line in lines:
+        assert line["error"] is None and line["id"].startswith("batch_req_")
+        assert line["response"]["status_code"] == 200 and line["response"]["request_id"]
+        body = line["response"]["body"]
+        answer = ANSWERS[int(line["custom_id"].split("-")[1])]
+        assert body["object"] == "chat.completion"
+        assert body["choices"][0]["message"]["content"].endswith(f"[RESULT] {expected_score(answer)}")
+    stats = sim.stats()
+    assert stats["openai_batches_created"] == 1 and stats["openai_batch_requests"] == 20
+    assert stats["batch_status_calls"] >= len(seen) and stats["batch_results_downloads"] == 1
+    assert stats["custom_ids_paid_twice"] == 0
+    listing = client.batches.list()
+    assert [b.id for b in listing.data] == [batch.id] and listing.has_more is False
+
+
+def test_openai_partial_errors_and_resubmission(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(batch_request_error_rate=0.3, seed=5, **FAST)
+    client = oai(sim)
+    done, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS)).id)
+    assert done.status == "completed" and done.output_file_id and done.error_file_id
+    errors = jsonl(client, done.error_file_id)
+    ok = jsonl(client, done.output_file_id)
+    assert len(errors) + len(ok) == 20 and 0 < len(errors) < 20
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (len(ok), len(errors))
+    for line in errors:
+        assert line["error"] is None and line["response"]["status_code"] == 500
+        assert line["response"]["body"]["error"]["type"] == "server_error"
+    # Re-submit only the failed ones: no custom_id is paid twice.
+    sim.configure(batch_request_error_rate=0.0)
+    failed_idx = [int(line["custom_id"].split("-")[1]) for line in errors]
+    retry = b"\n".join(
+        line for line in input_jsonl(ANSWERS).splitlines() if int(orjson.loads(line)["custom_id"].split("-")[1]) in failed_idx
+    )
+    second, _ = wait_openai(client, submit(client, retry).id)
+    assert second.status == "completed" and second.error_file_id is None
+    assert len(jsonl(client, second.output_file_id)) == len(errors)
+    assert sim.stats()["custom_ids_paid_twice"] == 0
+    # Re-submitting everything would pay for the already-succeeded ones again: detected.
+    submit(client, input_jsonl(ANSWERS))
+    assert sim.stats()["custom_ids_paid_twice"] == 20
+
+
+def test_openai_all_requests_failed(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(batch_request_error_rate=1.0, **FAST)
+    client = oai(sim)
+    done, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS[:4])).id)
+    assert done.status == "completed" and done.output_file_id is None and done.error_file_id
+    assert len(jsonl(client, done.error_file_id)) == 4
+
+
+def test_openai_expired_then_resubmitted(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(expire_first_n_batches=1, batch_expire_done_fraction=0.5, **FAST)
+    client = oai(sim)
+    expired, seen = wait_openai(client, submit(client, input_jsonl(ANSWERS)).id)
+    assert expired.status == "expired" and expired.expired_at and "finalizing" not in seen
+    ok = jsonl(client, expired.output_file_id)
+    errors = jsonl(client, expired.error_file_id)
+    assert len(ok) == 10 and len(errors) == 10
+    assert all(e["response"] is None and e["error"]["code"] == "batch_expired" for e in errors)
+    rest = b"\n".join(input_jsonl(ANSWERS).splitlines()[10:])
+    second, _ = wait_openai(client, submit(client, rest).id)
+    assert second.status == "completed" and len(jsonl(client, second.output_file_id)) == 10
+    stats = sim.stats()
+    assert stats["faults"]["batch_expired"] == 1 and stats["custom_ids_paid_twice"] == 0
+
+
+def test_openai_failed_validation(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(fail_validation_first_n_batches=1, **FAST)
+    client = oai(sim)
+    failed, seen = wait_openai(client, submit(client, input_jsonl(ANSWERS[:2])).id)
+    assert seen == ["validating", "failed"] and failed.failed_at and failed.in_progress_at is None
+    assert failed.errors is not None and failed.errors.data
+    assert failed.errors.data[0].code == "token_limit_exceeded"
+    assert failed.output_file_id is None and failed.error_file_id is None
+    second, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS[:2])).id)
+    assert second.status == "completed"
+    # An invalid input line fails validation with its line number.
+    bad = input_jsonl(ANSWERS[:2]) + b"{not json\n" + input_jsonl(ANSWERS[:1])
+    third, _ = wait_openai(client, submit(client, bad).id)
+    assert third.status == "failed" and third.errors is not None
+    codes = {(e.code, e.line) for e in third.errors.data or []}
+    assert ("invalid_json_line", 3) in codes and ("duplicate_custom_id", 4) in codes
+    assert sim.stats()["faults"]["batch_validation_failed"] == 2
+
+
+def test_openai_cancel_keeps_partial_results(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**(FAST | {"batch_in_progress_s": 1.0}))
+    client = oai(sim)
+    batch = submit(client, input_jsonl(ANSWERS))
+    while client.batches.retrieve(batch.id).status == "validating":
+        time.sleep(0.02)
+    time.sleep(0.4)
+    cancelling = client.batches.cancel(batch.id)
+    assert cancelling.status == "cancelling" and cancelling.cancelling_at
+    done, _ = wait_openai(client, batch.id)
+    assert done.status == "cancelled" and done.cancelled_at
+    ok = jsonl(client, done.output_file_id)
+    rest = jsonl(client, done.error_file_id)
+    assert 0 < len(ok) < 20 and len(ok) + len(rest) == 20
+    assert all(e["error"]["code"] == "batch_cancelled" for e in rest)
+    assert done.request_counts is not None and done.request_counts.completed == len(ok)
+    with pytest.raises(openai.BadRequestError):
+        client.batches.cancel(submit_and_finish(client))
+
+
+def submit_and_finish(client: openai.OpenAI) -> str:
+    batch_id = submit(client, input_jsonl(ANSWERS[:1], prefix="late")).id
+    wait_openai(client, batch_id)
+    return batch_id
+
+
+def test_openai_batch_errors_and_list_paging(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(status_429_rate=0.5, retry_after_s=0.01, **FAST)
+    client = oai(sim)
+    with pytest.raises(openai.BadRequestError):
+        client.batches.create(input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h")
+    ids = [submit(client, input_jsonl(ANSWERS[:1], prefix=f"p{i}")).id for i in range(3)]
+    client_retrying = openai.OpenAI(base_url=sim.openai_base_url, api_key="k", max_retries=10)
+    for batch_id in ids:  # status calls survive injected 429s through SDK retries
+        assert wait_openai(client_retrying, batch_id)[0].status == "completed"
+    assert sim.stats()["faults"]["status_429"] > 0
+    with httpx.Client(base_url=sim.openai_base_url, headers={"Authorization": "Bearer k"}) as http:
+        first = http.get("/batches", params={"limit": 2}).json()
+        assert [b["id"] for b in first["data"]] == ids[::-1][:2] and first["has_more"] is True
+        second = http.get("/batches", params={"limit": 2, "after": first["last_id"]}).json()
+        assert [b["id"] for b in second["data"]] == [ids[0]] and second["has_more"] is False

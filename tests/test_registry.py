@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
@@ -156,8 +157,6 @@ def test_aggregate_by_judge_uses_registry_lists() -> None:
     registry = JudgeRegistry(builtins=False)
     abs_spec = registry.register(JudgeSpec(name="abs", aggregation=["average", "categorical_count"]))
     pw_spec = registry.register(JudgeSpec(name="pw", kind="pairwise", aggregation=["win_rate"]))
-    import polars as pl
-
     frame = pl.concat([
         _frame(abs_spec, [{"a": 0, "score": 3.0}, {"a": 1, "score": 5.0}]),
         _frame(pw_spec, [{"a": 0, "b": 1, "order": "AB", "verdict": "B"}]),

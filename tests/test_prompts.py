@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -287,13 +286,17 @@ def test_render_requests_rejects_dangling_requests() -> None:
     assert render_requests(spec, rows, requests.head(0)) == []
 
 
-def test_render_requests_is_cheap() -> None:
+def test_render_requests_renders_every_request_in_order() -> None:
+    # Speed is measured in benchmarks/, never asserted here (timings are machine noise).
     rows = _rows(1000, k=4)
     spec = JudgeSpec(name="fast", kind="relative")
     requests = expand_requests(rows, spec)  # 12,000 pairwise prompts
-    render_requests(spec, rows.head(2), requests.head(4))  # compile once
-    start = time.perf_counter()
     prompts = render_requests(spec, rows, requests)
-    per_item = (time.perf_counter() - start) / len(prompts)
     assert len(prompts) == 12_000
-    assert per_item < 100e-6, f"{per_item * 1e6:.1f} us per prompt"
+    first = requests.row(0, named=True)
+    row = rows.filter(pl.col("row_id") == first["row_id"]).row(0, named=True)
+    expected = render(
+        spec, instruction=row["instruction"], response_a=row["responses"][first["candidate_a"]],
+        response_b=row["responses"][first["candidate_b"]], reference=row["reference"],
+    )
+    assert prompts[0] == expected

@@ -1,0 +1,107 @@
+"""``judgeflow run CONFIG.yaml`` and ``judgeflow demo``: run the build flow from the shell.
+
+The flow is imported inside the commands: the CLI is the outer edge, the core never imports
+Prefect. Without ``PREFECT_API_URL`` Prefect runs the flow against a temporary local API.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from judgeflow.cli.app import app
+from judgeflow.config import BuildConfig, dump_config, load_config
+
+
+def _apply_overrides(config: BuildConfig, overrides: list[str]) -> BuildConfig:
+    """``--set output.dir=/data/out`` style overrides, validated like the file itself."""
+    data: dict[str, Any] = config.model_dump(mode="json")
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
+        target = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = yaml.safe_load(raw)
+    return BuildConfig.model_validate(data)
+
+
+def _print_summary(result: dict[str, Any], published_copy: Path | None = None) -> None:
+    summary = result["summary"]
+    counts = result["counts"]
+    typer.echo("")
+    typer.echo(f"run {summary['run_id']}")
+    typer.echo(
+        f"  rows in {counts['rows_in']}: judged {counts['rows_judged']}, "
+        f"quarantined {counts['rows_quarantined']}, failed {counts['rows_failed']}"
+    )
+    typer.echo(
+        f"  requests sent {counts['requests_sent']}, answered from the store {counts['requests_cached']}; "
+        f"parse failures {summary['parse_failures']}; cost ${summary['cost_usd']:.4f}"
+    )
+    typer.echo(f"  preference pairs: {counts['pairs']}")
+    for key, value in summary.items():
+        if key.startswith(("alpha", "position_consistency")):
+            typer.echo(f"  {key}: {value:.3f}")
+    typer.echo(f"  run folder: {result['run_dir']}")
+    typer.echo(f"  report:     {result['report']}")
+    if result.get("published"):
+        typer.echo(f"  published:  {result['published']['uri']} (manifest last)")
+    if published_copy is not None:
+        typer.echo(f"  local copy of what was published: {published_copy}")
+
+
+@app.command()
+def run(
+    config_path: Annotated[Path, typer.Argument(help="Build config (YAML).", exists=True, dir_okay=False)],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a key: output.dir=/x")] = [],  # noqa: B006
+) -> None:
+    """Run one preference-dataset build from a config file."""
+    try:
+        config = _apply_overrides(load_config(config_path), set_)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    from flows.build import build_preference_dataset
+
+    _print_summary(build_preference_dataset(config))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for the config, the work store and a copy of what was published.")] = Path("judgeflow-demo"),
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs.")] = False,
+) -> None:
+    """Run the whole build on bundled sample data against local stand-ins (no keys, no network)."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.build import build_preference_dataset
+    from judgeflow.demo import demo_config, demo_services
+    from judgeflow.storage.s3 import S3Config, download
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    typer.echo("judgeflow demo: starting the provider simulator and a local S3 server on 127.0.0.1 ...")
+    with demo_services() as services:
+        config = demo_config(
+            openai_base_url=services.openai_base_url,
+            anthropic_base_url=services.anthropic_base_url,
+            s3_endpoint=services.s3_endpoint,
+            out_dir=out,
+        )
+        dump_config(config, out / "config.yaml")
+        typer.echo(f"config written to {out / 'config.yaml'}; running the build ...")
+        result = build_preference_dataset(config)
+        copy = out / "published"
+        if result.get("published"):
+            shutil.rmtree(copy, ignore_errors=True)
+            download(result["published"]["uri"], copy, S3Config(endpoint_url=services.s3_endpoint, region="us-east-1"))
+    _print_summary(result, copy if result.get("published") else None)

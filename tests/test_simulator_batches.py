@@ -230,3 +230,114 @@ def test_openai_batch_errors_and_list_paging(make_simulator) -> None:  # type: i
         assert [b["id"] for b in first["data"]] == ids[::-1][:2] and first["has_more"] is True
         second = http.get("/batches", params={"limit": 2, "after": first["last_id"]}).json()
         assert [b["id"] for b in second["data"]] == [ids[0]] and second["has_more"] is False
+
+
+# --- Anthropic -------------------------------------------------------------------------------
+
+
+def ant(sim: Simulator) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=sim.anthropic_base_url, api_key="sk-ant-test", max_retries=3)
+
+
+def ant_requests(answers: list[str], prefix: str = "req") -> list[dict[str, Any]]:
+    return [
+        {
+            "custom_id": f"{prefix}-{i}",
+            "params": {"model": "claude-sim-judge", "max_tokens": 512, "messages": [{"role": "user", "content": prompt(a)}]},
+        }
+        for i, a in enumerate(answers)
+    ]
+
+
+def wait_anthropic(client: anthropic.Anthropic, batch_id: str, timeout: float = 10.0) -> tuple[Any, list[str]]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        b = client.messages.batches.retrieve(batch_id)
+        if not seen or seen[-1] != b.processing_status:
+            seen.append(b.processing_status)
+        if b.processing_status == "ended":
+            return b, seen
+        time.sleep(0.02)
+    raise AssertionError(f"batch {batch_id} stuck in {seen}")
+
+
+def test_anthropic_batch_succeeded(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**FAST)
+    client = ant(sim)
+    batch = client.messages.batches.create(requests=ant_requests(ANSWERS))  # type: ignore[arg-type]
+    assert batch.id.startswith("msgbatch_") and batch.processing_status == "in_progress"
+    assert batch.results_url is None and batch.request_counts.processing == 20
+    ended, seen = wait_anthropic(client, batch.id)
+    assert seen == ["in_progress", "ended"] and ended.ended_at is not None
+    assert ended.request_counts.succeeded == 20 and ended.request_counts.processing == 0
+    assert ended.results_url == f"{sim.url}/v1/messages/batches/{batch.id}/results"
+    results = list(client.messages.batches.results(batch.id))
+    assert len(results) == 20
+    for r in results:
+        assert r.result.type == "succeeded"
+        answer = ANSWERS[int(r.custom_id.split("-")[1])]
+        assert r.result.message.content[0].text.endswith(f"[RESULT] {expected_score(answer)}")  # type: ignore[union-attr]
+    raw = httpx.get(ended.results_url, headers={"x-api-key": "k"}).content
+    assert b"\n\n" not in raw and raw.count(b"\n") == 20
+    stats = sim.stats()
+    assert stats["anthropic_batches_created"] == 1 and stats["anthropic_batch_requests"] == 20
+    assert stats["batch_results_downloads"] == 2
+
+
+def test_anthropic_errored_and_expired(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(batch_request_error_rate=0.3, expire_first_n_batches=1, seed=2, **FAST)
+    client = ant(sim)
+    batch = client.messages.batches.create(requests=ant_requests(ANSWERS))  # type: ignore[arg-type]
+    ended, _ = wait_anthropic(client, batch.id)
+    counts = ended.request_counts
+    assert counts.expired == 10 and counts.errored > 0 and counts.succeeded + counts.errored == 10
+    by_type: dict[str, int] = {}
+    for r in client.messages.batches.results(batch.id):
+        by_type[r.result.type] = by_type.get(r.result.type, 0) + 1
+        if r.result.type == "errored":
+            assert r.result.error.error.type == "api_error"
+    assert by_type == {k: v for k, v in {"succeeded": counts.succeeded, "errored": counts.errored, "expired": 10}.items() if v}
+    # Next round (only the unfinished ones) succeeds; re-sending the succeeded ones is flagged.
+    sim.configure(batch_request_error_rate=0.0)
+    second = client.messages.batches.create(requests=ant_requests(ANSWERS)[10:])  # type: ignore[arg-type]
+    assert wait_anthropic(client, second.id)[0].request_counts.succeeded == 10
+    assert sim.stats()["custom_ids_paid_twice"] == 0
+    client.messages.batches.create(requests=ant_requests(ANSWERS)[:10])  # type: ignore[arg-type]
+    assert sim.stats()["custom_ids_paid_twice"] == counts.succeeded
+
+
+def test_anthropic_cancel_delete_list(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**(FAST | {"batch_in_progress_s": 1.0}))
+    client = ant(sim)
+    batch = client.messages.batches.create(requests=ant_requests(ANSWERS))  # type: ignore[arg-type]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.delete(batch.id)
+    time.sleep(0.5)
+    canceling = client.messages.batches.cancel(batch.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None
+    ended, _ = wait_anthropic(client, batch.id)
+    counts = ended.request_counts
+    assert counts.canceled > 0 and counts.succeeded > 0 and counts.succeeded + counts.canceled == 20
+    types = {r.result.type for r in client.messages.batches.results(batch.id)}
+    assert types == {"succeeded", "canceled"}
+    ids = [client.messages.batches.create(requests=ant_requests(ANSWERS[:1], f"l{i}")).id for i in range(3)]  # type: ignore[arg-type]
+    page = client.messages.batches.list(limit=2)
+    assert [b.id for b in page.data] == [ids[2], ids[1]] and page.has_more
+    assert [b.id for b in client.messages.batches.list(limit=2, after_id=ids[1]).data] == [ids[0], batch.id]
+    assert [b.id for b in client.messages.batches.list(limit=5, before_id=ids[0]).data] == [ids[2], ids[1]]
+    assert client.messages.batches.delete(batch.id).type == "message_batch_deleted"
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve(batch.id)
+
+
+def test_anthropic_invalid_batches(simulator: Simulator) -> None:
+    client = ant(simulator)
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.create(requests=ant_requests(ANSWERS[:1], prefix="bad id!"))  # type: ignore[arg-type]
+    dup = ant_requests(ANSWERS[:1]) * 2
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.create(requests=dup)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.create(requests=[])
+    assert simulator.stats()["anthropic_batches_created"] == 0

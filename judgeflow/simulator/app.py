@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from judgeflow.simulator import live, openai_batches, wire
+from judgeflow.simulator import anthropic_batches, live, openai_batches, wire
 from judgeflow.simulator.config import SimulatorConfig
 from judgeflow.simulator.state import SimState
 
@@ -68,6 +68,7 @@ def build_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get("/_sim/config", sim_get_config)
     app.router.add_post("/_sim/config", sim_config)
     openai_batches.add_routes(app)
+    anthropic_batches.add_routes(app)
     return app
 
 

@@ -238,7 +238,7 @@ def _parse_input(content: bytes, endpoint: str, max_requests: int) -> tuple[list
     return requests, errors
 
 
-def _draw_outcomes(state: SimState, provider: str, seq: int, custom_ids: list[str]) -> list[str]:
+def draw_outcomes(state: SimState, provider: str, seq: int, custom_ids: list[str]) -> list[str]:
     """Per-request outcome ("ok" | "error" | "unparseable"), reproducible from the seed."""
     c = state.config
     if c.batch_request_error_rate <= 0 and c.rate_unparseable <= 0:
@@ -341,7 +341,7 @@ async def create_batch(request: web.Request) -> web.StreamResponse:
         timeline=new_timeline(state, seq, fail_validation=bool(errors)),
         requests=requests,
         errors=errors or None,
-        outcomes=_draw_outcomes(state, "openai", seq, custom_ids),
+        outcomes=draw_outcomes(state, "openai", seq, custom_ids),
         model=model,
     )
     state.openai_batches[batch.id] = batch

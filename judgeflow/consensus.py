@@ -36,9 +36,9 @@ All work is polars expressions over the whole frame: no Python loop touches a ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -152,11 +152,12 @@ class ConsensusPolicy(BaseModel):
     unanimous_only: bool = False  # build_pairs keeps only pairs every voting judge backs
 
     @classmethod
-    def from_specs(cls, specs: Iterable[JudgeSpec], **overrides: object) -> ConsensusPolicy:
+    def from_specs(
+        cls, specs: Iterable[JudgeSpec], *, weights: Mapping[str, float] | None = None, **settings: Any
+    ) -> ConsensusPolicy:
         """A policy whose weights are the specs' ``weight`` (explicit ``weights`` win)."""
-        weights = {spec.name: spec.weight for spec in specs}
-        weights.update(dict(overrides.pop("weights", {}) or {}))  # type: ignore[call-overload]
-        return cls(weights=weights, **overrides)  # type: ignore[arg-type]
+        merged = {spec.name: spec.weight for spec in specs} | dict(weights or {})
+        return cls(weights=merged, **settings)
 
     def weight_of(self, judge: str) -> float:
         return self.weights.get(judge, self.default_weight)

@@ -230,6 +230,7 @@ def test_empty_input_gives_empty_frames() -> None:
     assert c.scores.schema == pl.Schema(SCORES_SCHEMA)
 
 
-def test_lazy_input_is_accepted() -> None:
-    c = merge(frame(both("j1", "r", 0, 1, 1)).lazy())
+def test_lazy_input_and_relative_kind_are_accepted() -> None:
+    records = [r | {"kind": "relative"} for r in both("j1", "r", 0, 1, 1)]
+    c = merge(frame(records).lazy())
     assert only(c.pairwise, row_id="r")["winner"] == 1

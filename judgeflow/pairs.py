@@ -171,7 +171,8 @@ def _score_picks(consensus: Consensus, strategy: Strategy, min_margin: float) ->
             pl.when(w.filter(rated_both).sum() > 0)
             .then(w.filter(rated_both & (s_c > s_r)).sum() / w.filter(rated_both).sum())
             .alias("agreement"),
-            (s_c > s_r).filter(rated_both).all().alias("unanimous"),
+            # unanimity needs at least one judge that saw both candidates
+            ((s_c > s_r).filter(rated_both).all() & rated_both.any()).alias("unanimous"),
             *_provenance(voted),
         )
     )

@@ -143,6 +143,14 @@ def test_score_pair_agreement_counts_judges_that_rank_the_same_way() -> None:
     assert len(build_pairs(duo, merge(frame(records[:4]), ConsensusPolicy(unanimous_only=True)), source="scores")) == 1
 
 
+def test_no_judge_scored_both_candidates_is_not_unanimous() -> None:
+    records = [score("s1", "r", 0, 5.0), score("s2", "r", 1, 2.0)]
+    duo = rows(("r", ["a", "b"]))
+    p = build_pairs(duo, merge(frame(records)), source="scores").row(0, named=True)
+    assert (p["agreement"], p["judges"], p["margin"]) == (None, ["s1", "s2"], 3.0)
+    assert build_pairs(duo, merge(frame(records), ConsensusPolicy(unanimous_only=True)), source="scores").is_empty()
+
+
 def test_auto_uses_pairwise_where_present_and_scores_elsewhere() -> None:
     records = both("j", "p", 0, 1, 1) + [score("s", "p", 0, 5.0), score("s", "p", 1, 2.0)]
     records += [score("s", "q", 0, 2.0), score("s", "q", 1, 4.0)]

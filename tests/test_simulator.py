@@ -406,3 +406,30 @@ def test_reads_judgeflow_rendered_prompts(kind: str, template: str, variant: str
     else:
         assert (parsed.response_a, parsed.response_b) == (a.strip(), b)
         assert judge.expected_verdict_text(rendered.user) == expected_preference(a, b)
+
+
+def test_cli_simulate_serves_until_interrupted() -> None:
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("judgeflow")
+    proc = subprocess.Popen(
+        [str(exe), "simulate", "--latency-ms", "1", "--batch-seconds", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        base = next(line.split("=", 1)[1].strip() for line in lines if line.startswith("OPENAI_BASE_URL="))
+        client = openai.OpenAI(base_url=base, api_key="k", max_retries=0)
+        reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": absolute("cli")}])
+        assert last_verdict(reply.choices[0].message.content or "") == str(expected_score("cli"))
+        assert httpx.get(base.removesuffix("/v1") + "/_sim/config").json()["batch_in_progress_s"] == pytest.approx(0.375)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0 and "stopping" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()

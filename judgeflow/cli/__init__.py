@@ -11,6 +11,7 @@ from judgeflow.cli.app import app
 # Command modules (one per command group). Keep this list sorted.
 import judgeflow.cli.judges  # noqa: F401,E402
 import judgeflow.cli.run  # noqa: F401,E402
+import judgeflow.cli.simulate  # noqa: F401,E402
 
 
 def main() -> None:

@@ -76,3 +76,15 @@ class StandInLLM:
             prompt_token_ids=list(range(len(prompt.split()))),
             outputs=[Completion(text=text, token_ids=list(range(len(text.split()))))],
         )
+
+
+def make_engine(model: str, settings: Any) -> StandInLLM:
+    """Engine factory with ``tasks.gpu``'s signature: replies to prompts with "No idea" fail once.
+
+    Named in flow parameters / ``JUDGEFLOW_VLLM_ENGINE_FACTORY`` as
+    ``"tests.stand_ins.vllm_engine:make_engine"``.
+    """
+    engine = StandInLLM(bad=lambda prompt: "No idea" in prompt, bad_first=1)
+    engine.model = model  # type: ignore[attr-defined]
+    engine.settings = settings  # type: ignore[attr-defined]
+    return engine

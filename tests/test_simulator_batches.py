@@ -341,3 +341,40 @@ def test_anthropic_invalid_batches(simulator: Simulator) -> None:
     with pytest.raises(anthropic.BadRequestError):
         client.messages.batches.create(requests=[])
     assert simulator.stats()["anthropic_batches_created"] == 0
+
+
+def test_batch_control_plane_faults(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(status_429_rate=0.5, batch_create_429_rate=0.5, retry_after_s=0.01, seed=4, **FAST)
+    client = anthropic.Anthropic(base_url=sim.anthropic_base_url, api_key="k", max_retries=10)
+    batch = client.messages.batches.create(requests=ant_requests(ANSWERS[:2]))  # type: ignore[arg-type]
+    assert wait_anthropic(client, batch.id)[0].request_counts.succeeded == 2
+    oai_client = openai.OpenAI(base_url=sim.openai_base_url, api_key="k", max_retries=10)
+    sim.configure(batch_token_limit=10)
+    failed, _ = wait_openai(oai_client, submit(oai_client, input_jsonl(ANSWERS[:2])).id)
+    assert failed.status == "failed" and failed.errors is not None
+    assert failed.errors.data[0].code == "token_limit_exceeded"  # type: ignore[index]
+    stats = sim.stats()
+    assert stats["faults"]["status_429"] > 0 and stats["faults"]["batch_create_429"] > 0
+    assert stats["anthropic_batches_created"] == 1 and stats["openai_batches_created"] == 1
+
+
+def test_batch_unparseable_and_sticky_errors(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(rate_unparseable=1.0, **FAST)
+    client = oai(sim)
+    done, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS[:3])).id)
+    texts = [line["response"]["body"]["choices"][0]["message"]["content"] for line in jsonl(client, done.output_file_id)]
+    assert texts and all("[RESULT]" not in t for t in texts)
+    sim.configure(rate_unparseable=0.0, batch_request_error_rate=0.5, batch_request_error_seed_by_attempt=False)
+    failed_sets = []
+    for round_ in range(2):
+        b, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS, prefix=f"s{round_}")).id)
+        failed_sets.append({e["custom_id"].split("-")[1] for e in jsonl(client, b.error_file_id)})
+    assert failed_sets[0] and len(failed_sets[0]) < 20
+    # Sticky mode: the failure depends on the custom_id only, so the same ids fail every round.
+    ant_client = ant(sim)
+    rounds = []
+    for _ in range(2):
+        ab = ant_client.messages.batches.create(requests=ant_requests(ANSWERS))  # type: ignore[arg-type]
+        wait_anthropic(ant_client, ab.id)
+        rounds.append({r.custom_id for r in ant_client.messages.batches.results(ab.id) if r.result.type == "errored"})
+    assert rounds[0] and rounds[0] == rounds[1]

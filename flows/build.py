@@ -9,7 +9,10 @@ CONFIG.yaml` and the demo pass the same model.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -42,13 +45,18 @@ def _build_day() -> date:
     return datetime.now(UTC).date()
 
 
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @flow(name="build-preference-dataset", log_prints=False)
 def build_preference_dataset(config: BuildConfig) -> dict[str, Any]:
     """Judge the input rows with every configured judge and publish a preference dataset."""
     logger = get_run_logger()
     started = datetime.now(UTC)
-    staging = run_paths(config, "_loading", _build_day())
-    loaded = load_and_validate(config.input, str(staging.work_dir))
+    staging = Path(tempfile.mkdtemp(prefix=".loading-", dir=_ensure(Path(config.output.dir))))
+    loaded = load_and_validate(config.input, str(staging), config.output.s3)
     rows = pl.read_parquet(loaded["rows_path"])
     if config.input.limit:
         rows = rows.head(config.input.limit)
@@ -57,7 +65,7 @@ def build_preference_dataset(config: BuildConfig) -> dict[str, Any]:
     rows_path = str(paths.run_dir / "rows.parquet")
     rows.write_parquet(rows_path)
     pl.read_parquet(loaded["quarantine_path"]).write_parquet(paths.run_dir / "quarantine.parquet")
-    clean_work_dir(staging)
+    shutil.rmtree(staging, ignore_errors=True)
     logger.info("run %s: %d rows in, %d valid, %d quarantined", paths.run_id,
                 loaded["counts"]["rows_in"], rows.height, loaded["counts"]["rows_quarantined"])
 
@@ -70,10 +78,12 @@ def build_preference_dataset(config: BuildConfig) -> dict[str, Any]:
     judged = judge_rows(config, plan, paths)
     merged = merge_and_build_pairs(config, rows_path, paths)
 
+    not_selected = loaded["counts"]["rows_valid"] - rows.height  # input.limit
     counts = {
-        "rows_in": loaded["counts"]["rows_in"],
+        # rows beyond input.limit are not part of this build: rows_in counts what it took in
+        "rows_in": loaded["counts"]["rows_in"] - not_selected,
         "rows_quarantined": loaded["counts"]["rows_quarantined"],
-        "rows_not_selected": loaded["counts"]["rows_valid"] - rows.height,
+        "rows_not_selected": not_selected,
         **merged["counts"],
         "requests_sent": sum(p["pending"] for p in plan.values()),
         "requests_cached": sum(p["cached"] for p in plan.values()),

@@ -238,6 +238,28 @@ def answer(prompt: str, *, json_mode: bool = False, position_bias_rate: float = 
     return f"Feedback: The response was assessed against the given template. [RESULT] {score}"
 
 
+_OPENERS = ("Here is a clear answer.", "In short:", "Let me explain.", "A practical answer:", "Briefly:")
+_BODIES = (
+    "The key idea is to start from the requirements and check each step against them.",
+    "It depends on the context, but the common approach works well in most cases.",
+    "First, define the goal. Second, pick the simplest tool that reaches it. Third, verify.",
+    "The main trade-off is between speed and accuracy; measure both before choosing.",
+    "Think of it as a pipeline: inputs, a transformation, and outputs you can test.",
+)
+
+
+def generate(prompt: str) -> str:
+    """A deterministic candidate response to an instruction (candidate-generation requests).
+
+    Length and wording vary with the prompt's hash, so generated candidates get different
+    ``expected_score`` values and judging them yields real preferences.
+    """
+    digest = _digest(prompt)
+    opener = _OPENERS[digest[0] % len(_OPENERS)]
+    body = " ".join(_BODIES[(digest[1] + k) % len(_BODIES)] for k in range(1 + digest[2] % 3))
+    return f"{opener} {body} (Regarding: {prompt.strip()[:80]})"
+
+
 def expected_verdict_text(prompt: str, position_bias_rate: float = 0.0) -> str:
     """The verdict for a prompt as a string ("1".."5", "A" or "B"): handy in tests."""
     parsed = parse_prompt(prompt)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from judgeflow.simulator import wire
+from judgeflow.simulator import judge, wire
 from judgeflow.simulator.state import SimState
 
 STATE_KEY: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
@@ -156,7 +156,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     unparseable = u_unparse < state.config.rate_unparseable
     if unparseable:
         state.faults["unparseable"] += 1
-    text = wire.judge_text(state, prompt, wire.wants_json(body), unparseable)
+    if wire.is_generation(body):
+        text = judge.generate(prompt)
+    else:
+        text = wire.judge_text(state, prompt, wire.wants_json(body), unparseable)
     reply = wire.chat_completion(state, body, text, chars)
     state.record_success(key)
     return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))
@@ -192,7 +195,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     unparseable = u_unparse < state.config.rate_unparseable
     if unparseable:
         state.faults["unparseable"] += 1
-    text = wire.judge_text(state, prompt, False, unparseable)
+    text = judge.generate(prompt) if wire.is_generation(body) else wire.judge_text(state, prompt, False, unparseable)
     reply = wire.anthropic_message(state, body, text, wire.anthropic_prompt_chars(body, chars))
     state.record_success(key)
     return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))

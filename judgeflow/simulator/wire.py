@@ -103,6 +103,23 @@ def prompt_of(messages: list[Any]) -> tuple[str, int]:
     return prompt, total
 
 
+#: A chat request whose system prompt starts with this asks for a candidate response, not a
+#: verdict (judgeflow.generation sends it); the simulator then writes an answer.
+GENERATION_SYSTEM_PREFIX = "You are a helpful assistant."
+
+
+def is_generation(body: dict[str, Any]) -> bool:
+    """Whether a chat/messages request is a candidate-generation request (see above)."""
+    system = body.get("system")
+    if system is None:
+        for m in body.get("messages") or ():
+            if isinstance(m, dict) and m.get("role") == "system":
+                system = m.get("content")
+                break
+    text = _text_of(system) if not isinstance(system, str) else system
+    return bool(text) and text.startswith(GENERATION_SYSTEM_PREFIX)
+
+
 def tokens(chars: int) -> int:
     """Approximate token count (chars / 4, at least 1)."""
     return max(1, chars // 4)

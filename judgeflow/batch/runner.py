@@ -24,6 +24,7 @@ import logging
 import random
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,14 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anthropic
-import openai
 import orjson
 import polars as pl
 
-from judgeflow.batch.anthropic_batch import AnthropicBatchProvider
 from judgeflow.batch.ledger import Ledger, LedgerEntry, entry_id
-from judgeflow.batch.openai_batch import OpenAIBatchProvider
 from judgeflow.batch.requests import Chunk, follow_up_chunks, write_chunks
 from judgeflow.batch.types import BatchProvider, BatchStatus
 from judgeflow.cost import cost_of
@@ -107,23 +104,35 @@ class BatchWorkspace:
 
 
 def make_provider(spec: JudgeSpec) -> BatchProvider:
-    """The SDK-backed provider for ``spec.provider`` (keys read from the environment now)."""
+    """The SDK-backed provider for ``spec.provider`` (keys read from the environment now).
+
+    Imported lazily: each SDK takes seconds to import, and a build needs only its judges' SDKs.
+    """
     if spec.provider == "openai":
+        from judgeflow.batch.openai_batch import OpenAIBatchProvider
+
         return OpenAIBatchProvider(spec)
     if spec.provider == "anthropic":
+        from judgeflow.batch.anthropic_batch import AnthropicBatchProvider
+
         return AnthropicBatchProvider(spec)
     raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} has no Batch API")
 
 
-_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError,
-    anthropic.APIConnectionError, anthropic.RateLimitError, anthropic.InternalServerError,
-)
+def _transient_types() -> tuple[type[BaseException], ...]:
+    """The SDKs' connection/429/5xx errors, for the SDKs already imported (an SDK that was never
+    imported cannot have raised anything)."""
+    types: list[type[BaseException]] = [TransientPollError]
+    for name in ("openai", "anthropic"):
+        sdk = sys.modules.get(name)
+        if sdk is not None:
+            types += [sdk.APIConnectionError, sdk.RateLimitError, sdk.InternalServerError]
+    return tuple(types)
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors a later identical call may not get: 408/409/429/5xx/529, connection."""
-    if isinstance(exc, (TransientPollError, *_TRANSIENT_TYPES)):
+    if isinstance(exc, _transient_types()):
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status in (408, 409, 429) or status >= 500)

@@ -13,7 +13,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
-from prefect.futures import PrefectFuture
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture, wait
 
 from judgeflow.config import BuildConfig
 from judgeflow.pipeline import RunPaths
@@ -62,6 +63,20 @@ def _gpu(config: BuildConfig, spec: JudgeSpec, plan: dict[str, Any], paths: RunP
     absorb_judgments(spec, str(out_dir), paths)
 
 
+def _await_live(futures: list[PrefectFuture[Any]], plan: dict[str, Any], specs: list[JudgeSpec]) -> list[dict[str, Any]]:
+    """Wait for the live chunks, keeping a progress artifact (chunks done / all) up to date."""
+    if not futures:
+        return []
+    total = sum(plan[s.name]["pending"] for s in specs)
+    progress = create_progress_artifact(0.0, key="live-judging-progress",
+                                        description=f"live judging: {total} requests")
+    remaining = set(futures)
+    while remaining:
+        remaining = wait(list(remaining), timeout=2.0).not_done
+        update_progress_artifact(progress, 100.0 * (len(futures) - len(remaining)) / len(futures))
+    return [f.result() for f in futures]  # .result() so a failed chunk fails the flow
+
+
 @flow(name="judge-rows")
 def judge_rows(config: BuildConfig, plan: dict[str, Any], paths: RunPaths) -> dict[str, Any]:
     """Send every pending request to its judge; results go to the judgment store."""
@@ -94,7 +109,7 @@ def judge_rows(config: BuildConfig, plan: dict[str, Any], paths: RunPaths) -> di
     for spec in by_mode["gpu"]:
         _gpu(config, spec, plan[spec.name], paths)
 
-    live = [f.result() for f in live_futures]  # .result() so a failed chunk fails the flow
+    live = _await_live(live_futures, plan, by_mode["live"])
     return {
         "live_chunks": len(live),
         "live_ok": sum(r.get("ok", 0) for r in live),

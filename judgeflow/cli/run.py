@@ -58,6 +58,13 @@ def _print_summary(result: dict[str, Any], published_copy: Path | None = None) -
         typer.echo(f"  local copy of what was published: {published_copy}")
 
 
+def _prefect_defaults() -> None:
+    """Settings for a flow run from the shell: no telemetry, and time for a temporary local API
+    to start on a busy 2-core box (Prefect's default gives up after 20 s)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
 @app.command()
 def run(
     config_path: Annotated[Path, typer.Argument(help="Build config (YAML).", exists=True, dir_okay=False)],
@@ -69,6 +76,7 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    _prefect_defaults()
     from flows.build import build_preference_dataset
 
     _print_summary(build_preference_dataset(config))
@@ -82,7 +90,7 @@ def demo(
     """Run the whole build on bundled sample data against local stand-ins (no keys, no network)."""
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _prefect_defaults()
     from flows.build import build_preference_dataset
     from judgeflow.demo import demo_config, demo_services
     from judgeflow.storage.s3 import S3Config, download

@@ -76,9 +76,12 @@ def file_entries(directory: Path) -> dict[str, dict[str, Any]]:
     """{relative path: {bytes, sha256[, rows]}} for every file under ``directory`` but the manifest."""
     entries: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(directory).rglob("*")):
-        if not path.is_file() or path.name == MANIFEST_NAME or path.name.startswith("."):
+        relative = path.relative_to(directory)
+        if not path.is_file() or path.name == MANIFEST_NAME:
             continue
-        rel = path.relative_to(directory).as_posix()
+        if any(part.startswith(".") for part in relative.parts):  # temp files, scratch dirs
+            continue
+        rel = relative.as_posix()
         entry: dict[str, Any] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
         if path.suffix == ".parquet":
             entry["rows"] = pl.scan_parquet(path).select(pl.len()).collect().item()

@@ -69,7 +69,7 @@ class S3Config(BaseModel):
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
     max_concurrency: int = 8
-    max_attempts: int = 5  # botocore's own retries, below the Prefect task retries
+    max_attempts: int = 5  # botocore attempts per call (1 = no retry), below the task retries
 
     def client(self) -> Any:
         """A boto3 S3 client for this config (credentials resolved by boto3, never printed)."""
@@ -84,7 +84,7 @@ class S3Config(BaseModel):
             "s3",
             endpoint_url=self.endpoint_url,
             config=BotoConfig(
-                retries={"max_attempts": self.max_attempts, "mode": "standard"},
+                retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
                 s3={"addressing_style": self.addressing_style},
             ),
         )

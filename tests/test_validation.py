@@ -158,3 +158,48 @@ def test_reasons_by_field() -> None:
     counts = reasons_by_field(result.quarantine)
     assert counts == {"instruction": 6, "responses": 5, "line": 2, "id": 1}
     assert sum(counts.values()) == result.counts.rows_quarantined
+
+
+# ---------------------------------------------------------------------------------------------
+# judgeflow validate
+# ---------------------------------------------------------------------------------------------
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from judgeflow.cli import app
+
+    return CliRunner().invoke(app, ["validate", *args])
+
+
+def test_cli_validate_json_summary_and_quarantine_file(tmp_path: Path) -> None:
+    out = tmp_path / "q.parquet"
+    result = _cli(str(DATA / "bad_rows.jsonl"), "--json", "--quarantine", str(out))
+    assert result.exit_code == 0, result.output
+    summary = orjson.loads(result.output.strip().splitlines()[-1])
+    assert (summary["rows_in"], summary["rows_valid"], summary["rows_quarantined"]) == (16, 2, 14)
+    assert summary["reasons_by_field"] == {"instruction": 6, "responses": 5, "line": 2, "id": 1}
+    assert "row 1: not valid JSON" in result.output
+    assert pl.read_parquet(out).height == 14
+
+
+def test_cli_validate_options(tmp_path: Path) -> None:
+    result = _cli(str(DATA / "no_instruction.jsonl"), "--column", "instruction=question", "--json")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output.strip().splitlines()[-1])["rows_valid"] == 2
+    big = tmp_path / "rows.txt"
+    big.write_bytes(orjson.dumps({"instruction": "x" * 50, "responses": ["a", "b"]}))
+    result = _cli(str(big), "--format", "jsonl", "--max-text-chars", "10", "--json",
+                  "--quarantine", str(tmp_path / "q.jsonl"))
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output.strip().splitlines()[-1])["rows_quarantined"] == 1
+    assert "limit 10" in (tmp_path / "q.jsonl").read_text()
+
+
+def test_cli_validate_unreadable_file_fails_with_one_message(tmp_path: Path) -> None:
+    result = _cli(str(DATA / "no_instruction.jsonl"))
+    assert result.exit_code == 2
+    assert "no instruction column" in result.output and "Traceback" not in result.output
+    missing = _cli(str(tmp_path / "nope.csv"))
+    assert missing.exit_code == 2 and "cannot read" in missing.output

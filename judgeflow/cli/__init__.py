@@ -12,6 +12,7 @@ from judgeflow.cli.app import app
 import judgeflow.cli.judges  # noqa: F401,E402
 import judgeflow.cli.run  # noqa: F401,E402
 import judgeflow.cli.simulate  # noqa: F401,E402
+import judgeflow.cli.validate  # noqa: F401,E402
 
 
 def main() -> None:

@@ -1,0 +1,106 @@
+"""``judgeflow validate PATH``: check an input file before spending money judging it.
+
+Loads the file exactly as a build would (same column mapping, same quarantine rules) and prints
+the counts and why rows were set aside. Exit status 0 whenever the file is readable, even with
+quarantined rows (they are data, not a crash); 2 with one message when it cannot be read or its
+columns cannot be mapped. ``--json`` makes the LAST line one JSON object, for scripts and CI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from judgeflow.cli.app import app
+from judgeflow.columns import ColumnMapping, InputError
+from judgeflow.loading import load_rows
+from judgeflow.storage.s3 import S3Config
+from judgeflow.storage.writer import write_frame
+from judgeflow.validation import DEFAULT_MAX_TEXT_CHARS, reasons_by_field
+
+SHOWN_REASONS = 10
+
+
+@app.command("validate")
+def validate_command(
+    path: Annotated[str, typer.Argument(help="Local file or s3://bucket/key (JSONL, Parquet, CSV).")],
+    quarantine: Annotated[
+        Path | None,
+        typer.Option("--quarantine", "-q", help="Write quarantined rows here (.parquet, .jsonl or .csv)."),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="jsonl, parquet or csv (default: from the name).")
+    ] = None,
+    max_text_chars: Annotated[
+        int, typer.Option("--max-text-chars", min=1, help="Longer text fields are quarantined.")
+    ] = DEFAULT_MAX_TEXT_CHARS,
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", "-c", help="Column override FIELD=SOURCE, e.g. instruction=question."),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option("--s3-endpoint", help="S3-compatible endpoint URL for s3:// paths.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with one JSON summary line.")] = False,
+) -> None:
+    """Validate an input file: counts, and a summary of why rows were quarantined."""
+    try:
+        mapping = _mapping(column or [])
+        result = load_rows(
+            path,
+            format=format,
+            mapping=mapping,
+            max_text_chars=max_text_chars,
+            s3=S3Config(endpoint_url=s3_endpoint) if s3_endpoint else None,
+        )
+    except (InputError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+    counts = result.counts
+    by_field = reasons_by_field(result.quarantine)
+    typer.echo(
+        f"{result.source} ({result.format}): {counts.rows_in} rows in, "
+        f"{counts.rows_valid} valid, {counts.rows_quarantined} quarantined"
+    )
+    if by_field:
+        typer.echo("quarantined by field: " + ", ".join(f"{k}={v}" for k, v in by_field.items()))
+        for reason in result.quarantine["reason"].head(SHOWN_REASONS).to_list():
+            typer.echo(f"  {reason}")
+        if counts.rows_quarantined > SHOWN_REASONS:
+            typer.echo(f"  ... and {counts.rows_quarantined - SHOWN_REASONS} more")
+    if quarantine is not None:
+        suffix = quarantine.suffix.lower()
+        if suffix == ".csv":
+            quarantine.parent.mkdir(parents=True, exist_ok=True)
+            result.quarantine.write_csv(quarantine)
+        else:
+            write_frame(result.quarantine, quarantine, "parquet" if suffix == ".parquet" else "jsonl")
+        typer.echo(f"quarantine written to {quarantine}")
+    if as_json:
+        summary = {
+            "source": result.source,
+            "format": result.format,
+            **counts.model_dump(),
+            "reasons_by_field": by_field,
+            "quarantine_path": str(quarantine) if quarantine is not None else None,
+        }
+        sys.stdout.flush()
+        typer.echo(orjson.dumps(summary).decode())
+
+
+def _mapping(pairs: list[str]) -> ColumnMapping:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, source = pair.partition("=")
+        if not sep or not field or not source:
+            raise ValueError(f"--column {pair!r}: expected FIELD=SOURCE, e.g. instruction=question")
+        values[field.strip()] = source.strip()
+    try:
+        return ColumnMapping(**values)
+    except Exception as exc:  # noqa: BLE001 - pydantic names the unknown field
+        raise ValueError(f"--column: unknown field in {sorted(values)} ({exc.__class__.__name__})") from exc

@@ -177,3 +177,22 @@ def test_large_file_loads_quickly(tmp_path: Path) -> None:
     assert result.counts.rows_valid == 19_999 and result.counts.rows_quarantined == 1
     assert result.quarantine["source_index"].to_list() == [10_000]
     assert elapsed < 10, elapsed
+
+
+def test_bundled_sample_rows() -> None:
+    from judgeflow.data import sample_rows_path
+    from judgeflow.data.make_sample_rows import render
+
+    path = sample_rows_path()
+    assert path.read_bytes() == render()  # the generator is deterministic and the file is current
+    result = load_rows(path)
+    _check_shape(result)
+    assert result.counts.rows_in == 246
+    assert result.counts.rows_valid == 240 and result.counts.rows_quarantined == 6
+    assert set(result.quarantine["field"]) == {"instruction", "responses", "id", "line"}
+    sizes = result.rows["responses"].list.len()
+    assert sizes.min() == 2 and sizes.max() == 4
+    assert result.rows["reference"].null_count() < 240 and result.rows["reference"].null_count() > 0
+    models = set(result.rows["models"].explode().drop_nulls())
+    assert {"gpt-4o-mini", "claude-3-5-haiku", "llama-3.1-8b", "mistral-7b"} <= models
+    assert result.rows["row_id"].n_unique() == 240

@@ -1,0 +1,1 @@
+"""Deployment infrastructure: work pool setup, local stack helpers (not part of the package)."""

@@ -1,0 +1,1 @@
+"""Helpers for the local stack (infra/local/start_stack.sh) and the deployment tests."""

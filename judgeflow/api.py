@@ -62,6 +62,20 @@ def load(rows: RowsLike, *, max_text_chars: int = 100_000) -> LoadResult:
         return load_rows(path, max_text_chars=max_text_chars)
 
 
+def _judge_on_gpu(spec: JudgeSpec, rows: pl.DataFrame, requests: pl.DataFrame, sink: JudgmentSink) -> None:
+    """Prometheus 2 on a local vLLM engine, or PairRM through llm-blender, in this process."""
+    if spec.provider == "vllm":
+        from judgeflow.gpu.prometheus_vllm import judge_prometheus_vllm, load_engine
+
+        judge_prometheus_vllm(spec, rows, requests, sink, engine=load_engine(spec.model))
+    elif spec.provider == "pairrm":
+        from judgeflow.gpu.pairrm import PairRM, judge_pairrm
+
+        judge_pairrm(spec, rows, requests, sink, model=PairRM.load(spec.model))
+    else:
+        raise ValueError(f"judge {spec.name!r}: mode 'gpu' needs provider 'vllm' or 'pairrm'")
+
+
 def _judge_into_store(specs: list[JudgeSpec], rows: pl.DataFrame, store: JudgmentStore, workdir: Path) -> None:
     plans = plan_judges(specs, rows, store)
     batch_specs = []
@@ -75,10 +89,8 @@ def _judge_into_store(specs: list[JudgeSpec], rows: pl.DataFrame, store: Judgmen
             with JudgmentSink(store.judge_dir(spec), prefix="api") as sink:
                 judge_live_sync(spec, rows, plan.pending, sink)
         else:
-            from judgeflow.gpu.run import judge_gpu
-
             with JudgmentSink(store.judge_dir(spec), prefix="api-gpu") as sink:
-                judge_gpu(spec, rows, plan.pending, sink)
+                _judge_on_gpu(spec, rows, plan.pending, sink)
     if batch_specs:
         from judgeflow.batch.runner import run_batch_judges
 

@@ -93,6 +93,13 @@ class JudgeSpec(BaseModel):
                 f"judge {self.name!r}: mode 'batch' needs provider openai or anthropic "
                 f"(got {self.provider!r}; vllm serve has no Batch API)"
             )
+        if self.mode == "gpu" and self.provider not in ("vllm", "pairrm"):
+            raise ValueError(
+                f"judge {self.name!r}: mode 'gpu' runs provider 'vllm' (Prometheus on vllm.LLM) or "
+                f"'pairrm' (llm-blender); got {self.provider!r}"
+            )
+        if self.provider == "pairrm" and self.mode != "gpu":
+            raise ValueError(f"judge {self.name!r}: provider 'pairrm' runs on the GPU pool (mode 'gpu')")
         if self.provider == "pairrm" and self.kind == "absolute":
             raise ValueError(f"judge {self.name!r}: PairRM only ranks pairs (kind relative)")
         return self

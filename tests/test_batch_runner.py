@@ -224,3 +224,48 @@ def test_provider_reprs_hide_the_key(make_simulator: Any) -> None:
         p = make_provider(make_spec(sim, provider))
         assert isinstance(p, OpenAIBatchProvider | AnthropicBatchProvider)
         assert "sk-test" not in repr(p)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_unparseable_replies_are_asked_again(make_simulator: Any, tmp_path: Path, provider: str) -> None:
+    sim = make_simulator(rate_unparseable=0.4, seed=11, **FAST)
+    spec = make_spec(sim, provider)
+    rows = make_rows(6)
+    out = run_batch_judges(rows, [spec], tmp_path / "w", tmp_path / "out")[spec.name]
+    unparseable = sim.stats()["faults"].get("unparseable", 0)
+    assert unparseable > 0 and created(sim, provider) > 3
+    assert (out["attempts"] > 1).any()
+    check_scores(rows, out)
+    failed = out.filter(pl.col("status") == "failed")
+    assert failed["error"].str.starts_with("unparseable").all()
+    assert failed["raw_output"].is_not_null().all()  # the unreadable text is kept
+    # re-asking an unparseable reply is a new (paid) sample of a request that "succeeded";
+    # nothing else is ever sent twice
+    reasked = unparseable - failed.height
+    assert sim.stats()["custom_ids_paid_twice"] == reasked
+
+
+def test_ctrl_c_cancels_open_batches(make_simulator: Any, tmp_path: Path) -> None:
+    import _thread
+    import threading
+
+    sim = make_simulator(batch_validating_s=0.05, batch_in_progress_s=30.0, batch_cancel_s=0.05)
+    spec = make_spec(sim, "openai")
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_batch_judges(make_rows(6), [spec], tmp_path / "w", tmp_path / "out")
+    finally:
+        timer.cancel()
+    assert created(sim, "openai") == 3
+    assert sim.stats()["batch_cancels"] == 3
+
+
+def test_deadline_cancels_and_records_the_rest_as_failed(make_simulator: Any, tmp_path: Path) -> None:
+    sim = make_simulator(batch_validating_s=0.05, batch_in_progress_s=30.0, batch_cancel_s=0.05)
+    spec = make_spec(sim, "anthropic", deadline_s=0.5, max_requests_per_batch=100)
+    out = run_batch_judges(make_rows(3), [spec], tmp_path / "w", tmp_path / "out")[spec.name]
+    assert sim.stats()["batch_cancels"] == 1 and created(sim, "anthropic") == 1  # no follow-up
+    assert out.height == 6 and (out["status"] == "failed").all()
+    assert out["error"].is_not_null().all()

@@ -151,6 +151,33 @@ def run_json_child(
     return out
 
 
+def bench_rows(n: int) -> Any:
+    """``n`` valid rows in ``ROWS_SCHEMA``, one response each, built with polars expressions.
+
+    The same texts as ``benchmarks/live_judging.py`` and the peer drivers use, so every benchmark
+    judges comparable Prometheus absolute items.
+    """
+    import polars as pl
+
+    from judgeflow.schemas import ROWS_SCHEMA
+
+    idx = pl.int_range(n, dtype=pl.Int64, eager=True)
+    frame = pl.DataFrame({"i": idx}).select(
+        ("r" + pl.col("i").cast(pl.String)).alias("row_id"),
+        ("Write one sentence about topic " + pl.col("i").cast(pl.String) + ".").alias("instruction"),
+        pl.concat_list(
+            "Topic " + pl.col("i").cast(pl.String) + " is interesting because of reason "
+            + (pl.col("i") % 97).cast(pl.String) + "."
+        ).alias("responses"),
+        pl.lit(None, dtype=pl.List(pl.String)).alias("models"),
+        pl.lit(None, dtype=pl.String).alias("reference"),
+        pl.lit("{}").alias("metadata"),
+        pl.col("i").alias("source_index"),
+        ("h" + pl.col("i").cast(pl.String)).alias("content_hash"),
+    )
+    return frame.cast(ROWS_SCHEMA)  # type: ignore[arg-type]
+
+
 def python_module(module: str, *args: str) -> list[str]:
     """``[sys.executable, -m, module, *args]``: a child in the same venv."""
     return [sys.executable, "-m", module, *args]
@@ -184,6 +211,6 @@ def write_json(path: str | Path | None, data: Mapping[str, Any]) -> None:
 
 
 __all__ = [
-    "ROOT", "cpu_seconds", "fmt", "machine_info", "md_table", "median", "peak_rss_mb", "profile_top",
+    "ROOT", "bench_rows", "cpu_seconds", "fmt", "machine_info", "md_table", "median", "peak_rss_mb", "profile_top",
     "python_module", "run_json_child", "verdict", "write_json",
 ]

@@ -360,3 +360,30 @@ def test_nightly_build_runs_on_a_process_worker_and_publishes(
     assert stats["chat_completions"] > 0 and stats["messages"] > 0, stats  # both judges ran
     assert stats["unauthorized"] == 0 and stats["duplicate_successes"] == 0, stats
     assert time.monotonic() - started < 150
+
+
+def test_rate_limit_slots_refill_at_rpm_over_60(deployed: PrefectServer) -> None:
+    """The GCLs setup_pools creates really throttle: a burst passes, the next slots wait."""
+    import asyncio
+
+    from prefect import get_client
+    from prefect.concurrency.asyncio import rate_limit
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from infra.setup_pools import RateLimitSpec, apply_rate_limit
+
+    probe = RateLimitSpec(name="probe-rpm", rpm=600, burst_seconds=5)  # 50 slots, 10 per second
+
+    async def measure() -> tuple[float, float]:
+        async with get_client() as client:
+            await apply_rate_limit(client, probe, log=lambda _: None)
+        start = time.monotonic()
+        await rate_limit("probe-rpm", occupy=probe.limit, strict=True)
+        burst = time.monotonic() - start
+        await rate_limit("probe-rpm", occupy=10, strict=True)
+        return burst, time.monotonic() - start
+
+    with temporary_settings(updates={PREFECT_API_URL: deployed.api_url}):
+        burst, total = asyncio.run(measure())
+    assert burst < 1.0  # the burst is free
+    assert 0.7 < total < 10.0  # 10 more slots need ~1 s of decay at 10 slots/s

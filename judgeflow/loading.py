@@ -591,20 +591,19 @@ def _decode_isolating(texts: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, 
 
 
 def _metadata(frame: pl.DataFrame, key: str | None, lists_as_text: bool) -> tuple[pl.DataFrame, pl.Series]:
-    """Metadata as compact JSON object text ("{}" when absent)."""
+    """Metadata as compact JSON object text ("{}" when absent).
+
+    Accepts a JSON object, or a string holding one (CSV cells, and judgeflow's own rows.parquet,
+    which stores metadata as JSON text).
+    """
+    del lists_as_text  # objects and object-texts are accepted from every format
     if key is None:
         return frame.with_columns(pl.lit("{}").alias("metadata")), _none(frame)
-    canon = pl.col("canon")
-    value = canon.str.json_path_match(_path(key))
-    if lists_as_text:
-        value = value.str.json_path_match("$")
-        is_obj = value.str.starts_with("{")
-    else:
-        total, ok = _value_kind_counts(key, "{")
-        is_obj = value.str.starts_with("{") & (ok >= 1)
-        del total
+    value = pl.col("canon").str.json_path_match(_path(key))
+    parsed = value.str.json_path_match("$")
+    is_obj = parsed.str.starts_with("{")
     frame = frame.with_columns(
-        pl.when(value.is_null()).then(pl.lit("{}")).when(is_obj).then(value).alias("metadata"),
+        pl.when(value.is_null()).then(pl.lit("{}")).when(is_obj).then(parsed).alias("metadata"),
         pl.when(value.is_not_null() & ~is_obj.fill_null(False))
         .then(pl.lit(f"field '{key}' must be a JSON object"))
         .alias("_why"),

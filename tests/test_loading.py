@@ -196,3 +196,14 @@ def test_bundled_sample_rows() -> None:
     models = set(result.rows["models"].explode().drop_nulls())
     assert {"gpt-4o-mini", "claude-3-5-haiku", "llama-3.1-8b", "mistral-7b"} <= models
     assert result.rows["row_id"].n_unique() == 240
+
+
+def test_own_rows_parquet_reloads_identically(tmp_path: Path) -> None:
+    """judgeflow's rows.parquet (metadata as JSON text, row_id column) is itself a valid input."""
+    first = load_rows(DATA / "native.jsonl")
+    path = tmp_path / "rows.parquet"
+    first.rows.write_parquet(path)
+    again = load_rows(path)
+    _check_shape(again)
+    keep = ["row_id", "instruction", "responses", "models", "reference", "metadata", "content_hash"]
+    assert again.rows.select(keep).equals(first.rows.select(keep))

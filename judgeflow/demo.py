@@ -13,6 +13,7 @@ Nothing needs a key or the network; the config it runs with is written out for c
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -20,11 +21,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from judgeflow.config import BuildConfig
 
 DEMO_BUCKET = "judgeflow-demo"
 DEMO_KEY_ENV = "JUDGEFLOW_DEMO_API_KEY"  # a placeholder value: the simulator accepts any key
+
+
+def _demo_faults() -> Any:
+    from judgeflow.simulator import SimulatorConfig
+
+    # A little of what real judges do, so the demo shows it being handled: rate limits (retried
+    # per Retry-After), replies with no verdict (re-asked), and a judge that sometimes prefers
+    # whichever answer it saw first (both orders are judged: that shows up as ties and in the
+    # position-consistency rate).
+    return SimulatorConfig(rate_429=0.02, rate_unparseable=0.03, position_bias_rate=0.1, seed=7)
 
 
 def sample_data_path() -> Path:
@@ -93,8 +105,9 @@ def demo_services() -> Iterator[DemoServices]:
         raise RuntimeError("the demo needs its extra: pip install 'judgeflow[demo]'") from exc
     import boto3
 
-    from judgeflow.simulator import Simulator, SimulatorConfig
+    from judgeflow.simulator import Simulator
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     for name, value in {
         "AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo-secret",
         "AWS_DEFAULT_REGION": "us-east-1", DEMO_KEY_ENV: "sk-demo-not-a-real-key",
@@ -106,7 +119,7 @@ def demo_services() -> Iterator[DemoServices]:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=DEMO_BUCKET)
-        with Simulator(SimulatorConfig()) as sim:
+        with Simulator(_demo_faults()) as sim:
             yield DemoServices(sim.openai_base_url, sim.anthropic_base_url, endpoint)
     finally:
         s3_server.stop()

@@ -113,11 +113,14 @@ Local stack is up.
 EOF
 }
 
-stop() {
-  local name
+stop() {  # worker first, server last, each one gone before the next (the worker needs the API)
+  local name pid i
   for name in worker simulator s3 server; do
     if running "$name"; then
-      kill "$(cat "$STATE/$name.pid")" && echo "stopped $name"
+      pid="$(cat "$STATE/$name.pid")"
+      kill "$pid"
+      for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; echo "stopped $name (forced: it did not exit within 15 s of SIGTERM)"; else echo "stopped $name"; fi
     fi
     rm -f "$STATE/$name.pid"
   done

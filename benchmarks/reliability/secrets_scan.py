@@ -1,0 +1,85 @@
+"""Look for the canary credentials everywhere a build leaves traces.
+
+Places searched: the build subprocesses' stdout/stderr, every file of the output folder (run
+folders, judgment store, batch ledger and chunk files), every object in the S3 bucket, every log
+line and artifact on the Prefect server (read back through the Prefect client), and the Prefect
+server's SQLite database file as a catch-all (flow-run parameters, states, task results).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def _hits(data: bytes, canaries: Iterable[str], where: str) -> list[str]:
+    return [f"{where}: contains {c[:6]}..." for c in canaries if c.encode() in data]
+
+
+def scan_files(roots: Iterable[Path], canaries: tuple[str, ...]) -> tuple[int, list[str]]:
+    """(files scanned, findings) over every regular file under ``roots``."""
+    scanned, found = 0, []
+    for root in roots:
+        paths = [root] if root.is_file() else (p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            scanned += 1
+            found += _hits(data, canaries, str(path))
+    return scanned, found
+
+
+def scan_bucket(client: Any, bucket: str, canaries: tuple[str, ...]) -> tuple[int, list[str]]:
+    """(objects scanned, findings) over every object in ``bucket`` (keys and bodies)."""
+    scanned, found = 0, []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            scanned += 1
+            found += _hits(obj["Key"].encode() + b"\n" + body, canaries, f"s3://{bucket}/{obj['Key']}")
+    return scanned, found
+
+
+async def _prefect_records(api_url: str) -> tuple[list[str], list[str]]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import LogSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        async with get_client() as client:
+            logs: list[str] = []
+            offset = 0
+            while True:
+                page = await client.read_logs(limit=200, offset=offset, sort=LogSort.TIMESTAMP_ASC)
+                logs += [f"{log.name} {log.message}" for log in page]
+                if len(page) < 200:
+                    break
+                offset += 200
+            artifacts: list[str] = []
+            offset = 0
+            while True:
+                page = await client.read_artifacts(limit=200, offset=offset)
+                artifacts += [f"{a.key} {a.type} {a.description} {a.data}" for a in page]
+                if len(page) < 200:
+                    break
+                offset += 200
+            runs = await client.read_flow_runs(limit=200)
+            artifacts += [f"flow-run {r.name} {r.parameters} {r.state}" for r in runs]
+    return logs, artifacts
+
+
+def scan_prefect(api_url: str, canaries: tuple[str, ...]) -> tuple[dict[str, int], list[str]]:
+    """Read every log line, artifact and flow run back from the Prefect API and search them."""
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    logs, artifacts = asyncio.run(_prefect_records(api_url))
+    found = []
+    for i, line in enumerate(logs):
+        found += _hits(line.encode(), canaries, f"prefect log #{i}")
+    for i, text in enumerate(artifacts):
+        found += _hits(text.encode(), canaries, f"prefect artifact/run #{i}")
+    return {"prefect_logs": len(logs), "prefect_artifacts_and_runs": len(artifacts)}, found

@@ -13,28 +13,45 @@ engine, and ``vllm.LLM`` is not thread-safe.
 Engine choice for Prometheus: ``engine["factory"]`` or the ``JUDGEFLOW_VLLM_ENGINE_FACTORY``
 environment variable names a ``"module:callable"`` called as ``factory(model, EngineSettings)``;
 the default starts ``vllm.LLM``. Tests and the CPU demo point it at the stand-in engine.
+
+Two environments: vLLM cannot share a Python environment with Prefect 3.8 (fastapi pins). When
+``JUDGEFLOW_VLLM_PYTHON`` names the vLLM environment's interpreter, the Prometheus chunk runs
+there as ``python -m judgeflow.gpu.vllm_runner`` (a subprocess per chunk: its log lines go to
+the task's run logger, a non-zero exit fails the task with the runner's output tail); unset,
+it runs in this process as before.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import orjson
-import polars as pl
 from prefect import task
 from prefect.client.schemas.objects import TaskRun
 from prefect.logging import get_run_logger
 from prefect.states import State
 
-from judgeflow.judging.records import JudgmentSink, read_judgments
+from judgeflow.gpu.chunks import chunk_prefix, load_chunk, require_model, scan_table
+from judgeflow.gpu.vllm_runner import (
+    ENGINE_FACTORY_ENV,
+    build_engine,
+    engine_recipe,
+    run_chunk,
+    run_out_of_process,
+)
+from judgeflow.judging.records import JudgmentSink
 from judgeflow.specs import JudgeSpec
 
-ENGINE_FACTORY_ENV = "JUDGEFLOW_VLLM_ENGINE_FACTORY"
+__all__ = [
+    "ENGINE_FACTORY_ENV", "VLLM_PYTHON_ENV", "chunk_prefix", "judge_chunk_pairrm",
+    "judge_chunk_prometheus_vllm", "load_chunk", "pairrm_model", "require_model",
+    "scan_table", "vllm_engine",
+]
+
+VLLM_PYTHON_ENV = "JUDGEFLOW_VLLM_PYTHON"
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError, ConnectionError)
 
 _CACHE: dict[str, Any] = {}
@@ -61,22 +78,10 @@ def _cached(key: Any, build: Any) -> Any:
         return _CACHE[digest]
 
 
-def _import(path: str) -> Any:
-    module, _, name = path.partition(":")
-    if not module or not name:
-        raise ValueError(f"engine factory must be 'module:callable', got {path!r}")
-    return getattr(importlib.import_module(module), name)
-
-
 def vllm_engine(model: str, options: dict[str, Any] | None) -> Any:
     """The (cached) engine for ``model``: ``vllm.LLM`` or the configured factory's."""
-    from judgeflow.gpu.prometheus_vllm import EngineSettings, load_engine
-
-    opts = dict(options or {})
-    factory_path = opts.pop("factory", None) or os.environ.get(ENGINE_FACTORY_ENV)
-    settings = EngineSettings(**opts)
-    factory = _import(factory_path) if factory_path else load_engine
-    return _cached(["vllm", factory_path, model, opts], lambda: factory(model, settings))
+    factory_path, opts = engine_recipe(options)
+    return _cached(["vllm", factory_path, model, opts], lambda: build_engine(model, options))
 
 
 def pairrm_model(model: str, options: dict[str, Any] | None) -> Any:
@@ -90,41 +95,6 @@ def pairrm_model(model: str, options: dict[str, Any] | None) -> Any:
         ["pairrm", model, load_kwargs, opts],
         lambda: PairRM.load(model, settings=settings, **load_kwargs),
     )
-
-
-def scan_table(path: str) -> pl.LazyFrame:
-    """Rows or requests from Parquet (the pipeline's chunk files) or JSON Lines."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return pl.scan_ndjson(path)
-    return pl.scan_parquet(path)
-
-
-def load_chunk(rows_path: str, requests_path: str, offset: int, length: int, out_dir: str) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """(rows the chunk needs, the chunk's requests not yet in ``out_dir``, how many were skipped)."""
-    requests = scan_table(requests_path).slice(offset, length).collect()
-    done = read_judgments(out_dir).select("request_id").collect()
-    pending = requests.join(done, on="request_id", how="anti") if done.height else requests
-    rows = scan_table(rows_path).join(
-        pending.lazy().select("row_id").unique(), on="row_id", how="semi"
-    ).collect()
-    return rows, pending, requests.height - pending.height
-
-
-def require_model(judge: JudgeSpec, example: str) -> str:
-    """The checkpoint the spec names; JudgeSpec's API default (an OpenAI model) is a mistake here."""
-    if judge.model == JudgeSpec.model_fields["model"].default:
-        raise ValueError(
-            f"judge {judge.name!r} (provider {judge.provider}): set model to a checkpoint, "
-            f"e.g. {example!r} or a local directory"
-        )
-    return judge.model
-
-
-def chunk_prefix(kind: str, spec: JudgeSpec, requests_path: str, offset: int) -> str:
-    """Part-file prefix unique to (judge, requests file, slice): parallel runs never collide."""
-    digest = hashlib.sha1(f"{Path(requests_path).resolve()}|{offset}".encode()).hexdigest()[:10]
-    return f"{kind}-{spec.name}-{digest}"
 
 
 @task(
@@ -143,19 +113,28 @@ def judge_chunk_prometheus_vllm(
     out_dir: str,
     engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Grade one slice of requests with Prometheus 2 on vLLM into ``out_dir``."""
-    from judgeflow.gpu.prometheus_vllm import judge_prometheus_vllm
+    """Grade one slice of requests with Prometheus 2 on vLLM into ``out_dir``.
 
+    With ``JUDGEFLOW_VLLM_PYTHON`` set, the slice is judged by ``judgeflow.gpu.vllm_runner``
+    under that interpreter (the vLLM environment); otherwise here, with the cached engine.
+    """
     judge = JudgeSpec.model_validate(spec)
-    rows, pending, skipped = load_chunk(rows_path, requests_path, offset, length, out_dir)
-    summary: dict[str, Any] = {"judge": judge.name, "requests": 0, "ok": 0, "failed": 0}
-    if pending.height:
-        llm = vllm_engine(require_model(judge, "prometheus-eval/prometheus-7b-v2.0"), engine)
-        with JudgmentSink(out_dir, prefix=chunk_prefix("vllm", judge, requests_path, offset)) as sink:
-            summary = judge_prometheus_vllm(judge, rows, pending, sink, engine=llm)
-    summary["skipped"] = skipped
-    get_run_logger().info(
-        "%s: %d graded (%d failed), %d already done", judge.name, summary["requests"], summary["failed"], skipped
+    logger = get_run_logger()
+    python = os.environ.get(VLLM_PYTHON_ENV)
+    if python:
+        logger.info("%s: judging slice %d+%d in the vLLM environment (%s)", judge.name, offset, length, python)
+        summary = run_out_of_process(
+            python, judge, rows_path, requests_path, out_dir, offset=offset, length=length,
+            engine_options=engine, on_line=lambda level, line: logger.log(level, "[vllm] %s", line),
+        )
+    else:
+        summary = run_chunk(
+            judge, rows_path, requests_path, out_dir, offset=offset, length=length,
+            engine=lambda: vllm_engine(judge.model, engine),
+        )
+    logger.info(
+        "%s: %d graded (%d failed), %d already done",
+        judge.name, summary["requests"], summary["failed"], summary["skipped"],
     )
     return summary
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    ROOT, bench_rows, md_table, median, peak_rss_mb, python_module, run_json_child, verdict, write_json,
+    ROOT, bench_rows, md_table, median, peak_rss_mb, profile_top, python_module, run_json_child, verdict, write_json,
 )
 
 TARGET_S = 20.0
@@ -135,6 +135,18 @@ def run(n: int, repeats: int, *, timeout: float = 900.0) -> dict[str, Any]:
             "collect": collect["total_s"] < TARGET_S and collect["peak_rss_mb"] < TARGET_MB,
         },
     }
+
+
+def profile(n: int) -> str:
+    """cProfile top entries of both phases at ``n`` requests (for a missed target)."""
+    from judgeflow.simulator import Simulator, SimulatorConfig
+
+    os.environ.setdefault("JUDGEFLOW_BENCH_KEY", KEY)
+    with Simulator(SimulatorConfig().with_batch_seconds(1.0), process=True) as sim, \
+            tempfile.TemporaryDirectory(prefix="jf-bench-batch-prof-") as tmp:
+        submit = profile_top(lambda: phase_submit(sim.openai_base_url, Path(tmp), n))
+        collect = profile_top(lambda: phase_collect(sim.openai_base_url, Path(tmp)))
+    return f"submit phase ({n:,} requests):\n{submit}\n\ncollect phase (includes the untimed wait):\n{collect}"
 
 
 def render(result: dict[str, Any]) -> str:

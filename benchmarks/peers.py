@@ -105,7 +105,7 @@ def run(
     """Measure judgeflow and every available peer; medians, the ratio and the verdict."""
     from judgeflow.simulator import Simulator, SimulatorConfig
 
-    chosen = [PEERS[name] for name in (peers or list(PEERS))]
+    chosen = [PEERS[name] for name in (list(PEERS) if peers is None else peers)]
     status: dict[str, str | None] = {}
     for peer in chosen:
         if do_setup:

@@ -2,9 +2,14 @@
 
 Each runs in process (tests, the demo, a single GPU box: ``flows.judging`` calls them as
 subflows) or as its own deployment on the GPU work pool (``prometheus-vllm-judge/...``,
-``pairrm-judge/...``), since the two need different Python environments (vLLM 0.33 wants
+``pairrm-judge/...``), since the two need different Python environments (vLLM wants
 transformers 5, llm-blender 0.0.2 transformers 4). Parameters are JSON-friendly for that
 reason: the spec as a dict, paths as strings, engine options as a dict.
+
+vLLM cannot even share an environment with Prefect 3.8 (fastapi pins), so in the vLLM image the
+flow runs in the Prefect environment and each Prometheus chunk runs
+``judgeflow.gpu.vllm_runner`` in the vLLM environment (``JUDGEFLOW_VLLM_PYTHON``, see
+``tasks.gpu``): then every chunk starts its own engine, so prefer a few large chunks there.
 
 The requests file is cut into slices of ``chunk_size`` and each slice is one task run; the
 slices run one after another on the one GPU, sharing one loaded model (``tasks.gpu`` caches
@@ -60,6 +65,9 @@ def prometheus_vllm_judge(
 
     ``engine``: ``judgeflow.gpu.prometheus_vllm.EngineSettings`` fields (``tensor_parallel_size``
     for 8x7B, ``max_model_len`` ...) plus an optional ``factory`` ("module:callable").
+    With ``JUDGEFLOW_VLLM_PYTHON`` set, each chunk runs under that interpreter and loads the
+    model anew (no engine cache across processes): ``chunk_size`` should then be large enough
+    that generation, not the engine start, dominates each chunk.
     """
     started = time.perf_counter()
     judge = JudgeSpec.model_validate(spec)

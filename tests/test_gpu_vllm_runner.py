@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,14 @@ import polars as pl
 import pytest
 from packaging.requirements import Requirement
 
-from judgeflow.gpu.vllm_runner import EXIT_INFRASTRUCTURE, RUNNER, RunnerCrashed, RunnerFailed, run_out_of_process
+from judgeflow.gpu.vllm_runner import (
+    EXIT_INFRASTRUCTURE,
+    RUNNER,
+    RunnerCrashed,
+    RunnerFailed,
+    run_out_of_process,
+    runner_environment,
+)
 from judgeflow.judging.records import read_judgments
 from judgeflow.specs import JudgeSpec, expand_requests
 from tests.stand_ins.rows import rows_frame
@@ -41,8 +49,8 @@ def pid_recording_engine(model: str, settings: Any) -> Any:
     """The stand-in engine, noting which process started it (one line per engine start)."""
     from tests.stand_ins.vllm_engine import make_engine
 
-    with open(os.environ[PID_FILE_ENV], "a") as fh:
-        fh.write(f"{os.getpid()}\n")
+    with open(os.environ[PID_FILE_ENV], "ab") as fh:
+        fh.write(orjson.dumps({"pid": os.getpid(), "argv": sys.argv}) + b"\n")
     return make_engine(model, settings)
 
 
@@ -180,6 +188,18 @@ def test_bridge_streams_lines_and_classifies_failures(tmp_path: Path) -> None:
     assert any("No module named 'no_such_module'" in line for line in failed.value.tail)
 
 
+def test_runner_environment_puts_the_vllm_env_first(tmp_path: Path) -> None:
+    venv = tmp_path / "vllm-env"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    base = {"PATH": "/opt/prefect-env/bin:/usr/bin", "VIRTUAL_ENV": "/opt/prefect-env", "HF_TOKEN": "x"}
+    env = runner_environment(str(venv / "bin" / "python"), base)
+    assert env["PATH"] == f"{venv / 'bin'}:/opt/prefect-env/bin:/usr/bin"
+    assert env["VIRTUAL_ENV"] == str(venv) and env["PYTHONUNBUFFERED"] == "1"
+    assert env["HF_TOKEN"] == "x"  # credentials travel in the environment, not on argv
+    assert runner_environment("python3", base)["PATH"] == base["PATH"]  # a bare name: left alone
+
+
 # --- the Prefect flow through the bridge -------------------------------------------------------
 
 @pytest.mark.prefect
@@ -208,12 +228,16 @@ def test_flow_runs_chunks_in_the_vllm_python_and_resumes(
     assert got.filter(pl.col("attempts") > 1).height == 1  # re-generated inside the runner
     forwarded = [r.getMessage() for r in seen.records if r.getMessage().startswith("[vllm] ")]
     assert any("replies unparseable" in m for m in forwarded)  # the runner's log, in the task's log
-    pids = pid_file.read_text().split()
-    assert len(pids) == 3 and str(os.getpid()) not in pids  # one runner process per chunk, none here
+    starts = [orjson.loads(line) for line in pid_file.read_text().splitlines()]
+    pids = {start["pid"] for start in starts}
+    assert len(pids) == 3 and os.getpid() not in pids  # one runner process per chunk, none here
+    for start in starts:  # engine options (and any secret in them) travel in a file, not on argv
+        argv = " ".join(start["argv"])
+        assert "4096" not in argv and PID_FACTORY not in argv and "--engine-options @" in argv
 
     again = prometheus_vllm_judge(**params)
     assert again | {"requests": 0, "skipped": 7, "chunks": 3} == again
-    assert pid_file.read_text().split() == pids  # resumed: no engine started for finished chunks
+    assert len(pid_file.read_text().splitlines()) == 3  # resumed: no engine started for finished chunks
     assert read_judgments(out_dir).collect().height == 7
 
 
@@ -260,3 +284,17 @@ def test_runner_import_pulls_in_no_prefect() -> None:
     assert not imported & {"prefect", "typer", "fastapi", "vllm", "torch"}
     timed = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "judgeflow" in timed and not timed & set(BLOCKED)
+
+
+def test_gpu_vllm_image_builds_two_environments() -> None:
+    text = re.sub(r"\\\n", " ", (REPO / "infra/docker/gpu-vllm.Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    runs = " ".join(line for line in lines if line.startswith("RUN "))
+    envs = " ".join(line for line in lines if line.startswith("ENV "))
+    prefect_py, vllm_py = "--python /opt/prefect-env/bin/python", "--python /opt/vllm-env/bin/python"
+    assert f"{prefect_py} -r pyproject.toml" in runs and f"{prefect_py} --no-deps ." in runs
+    assert f"{vllm_py} -r infra/requirements/vllm-engine.txt" in runs and f"{vllm_py} --no-deps ." in runs
+    assert "--extra vllm" not in runs  # judgeflow[vllm] cannot resolve next to prefect
+    assert "JUDGEFLOW_VLLM_PYTHON=/opt/vllm-env/bin/python" in envs
+    assert "PATH=/opt/prefect-env/bin:" in envs  # the worker's `prefect` is the Prefect env's
+    assert "COPY infra/requirements/vllm-engine.txt" in "\n".join(lines)

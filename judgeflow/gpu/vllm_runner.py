@@ -18,6 +18,11 @@ ConnectionError, as the in-process task retries), 1 anything else.
 Only the core's dependencies are imported (polars, pydantic, orjson, jinja2, ...): never
 prefect or typer. The engine is ``vllm.LLM`` (:func:`~judgeflow.gpu.prometheus_vllm.load_engine`)
 or the stand-in factory named by ``engine_options["factory"]`` / ``JUDGEFLOW_VLLM_ENGINE_FACTORY``.
+
+The caller's side lives here too, as plain subprocess code: :func:`run_out_of_process` starts
+the runner under another interpreter, streams its output lines and turns its exit status into
+a summary or an exception (:class:`RunnerCrashed` retryable, :class:`RunnerFailed` not).
+:func:`run_chunk` is the one code path both the in-process task and the runner take.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +182,7 @@ def run_out_of_process(
                    "--engine-options", f"@{options_file}", "--offset", str(offset)]
         if length is not None:
             command += ["--length", str(length)]
-        child_env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+        child_env = runner_environment(python, os.environ if env is None else env)
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=child_env, text=True, errors="replace", bufsize=1, start_new_session=True,
@@ -208,6 +213,22 @@ def run_out_of_process(
     if code == 0:
         raise RunnerFailed(f"vLLM runner ({python}) exited 0 without a summary line; last output:", lines)
     raise RunnerFailed(f"vLLM runner ({python}) exited {code}; last output:", lines)
+
+
+def runner_environment(python: str, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` as the runner should see it: the vLLM environment's ``bin`` first on PATH.
+
+    The worker's PATH leads to the Prefect environment; vLLM's JIT steps (flashinfer's ninja,
+    triton) look for tools on PATH, so the runner's own environment must come first. Unbuffered
+    output so log lines reach the task as they happen.
+    """
+    env = {**base, "PYTHONUNBUFFERED": "1"}
+    if os.sep in python:  # a path, not a bare name: never resolve the venv's python symlink
+        bin_dir = Path(python).absolute().parent
+        env["PATH"] = os.pathsep.join(p for p in (str(bin_dir), base.get("PATH", "")) if p)
+        if (bin_dir.parent / "pyvenv.cfg").exists():
+            env["VIRTUAL_ENV"] = str(bin_dir.parent)
+    return env
 
 
 def _stop_group(proc: subprocess.Popen[str]) -> None:
@@ -274,8 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.exception("chunk failed: %s", exc)
         return 1
     summary = {"runner": RUNNER, **summary, "wall_seconds": round(time.perf_counter() - started, 3)}
-    log.info("%s: %d graded (%d failed), %d already done",
-             spec.name, summary["requests"], summary["failed"], summary["skipped"])
+    log.info("%s: %d graded (%d failed), %d already done; %.1f s in all, %.1f s judging",
+             spec.name, summary["requests"], summary["failed"], summary["skipped"],
+             summary["wall_seconds"], summary.get("seconds", 0.0))
     sys.stdout.flush()
     sys.stdout.buffer.write(orjson.dumps(summary) + b"\n")
     sys.stdout.flush()

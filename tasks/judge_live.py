@@ -23,9 +23,30 @@ from prefect.logging import get_run_logger
 from prefect.states import State
 
 from judgeflow.cost import Budget
-from judgeflow.judging.live import judge_live_sync
+from judgeflow.judging.live import SlotBlocks, judge_live_sync
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.specs import JudgeSpec
+from tasks.secrets import resolve_api_key
+
+#: Global concurrency limits (created by infra/setup_pools.py) that keep every flow run together
+#: under a hosted provider's requests-per-minute limit. Self-hosted servers have none.
+PROVIDER_RATE_LIMITS = {"openai": "openai-rpm", "anthropic": "anthropic-rpm"}
+SLOT_BLOCK = 50
+
+
+def provider_slots(spec: JudgeSpec) -> SlotBlocks | None:
+    """Request slots from the provider's Prefect rate limit, taken 50 at a time.
+
+    Only for hosted providers reached at their own endpoint (no ``base_url``): a simulator or a
+    private gateway is not bound by the provider's account limit. ``strict=False``: without
+    ``setup_pools.py`` the limit does not exist and judging proceeds unthrottled.
+    """
+    name = PROVIDER_RATE_LIMITS.get(spec.provider)
+    if name is None or spec.base_url is not None:
+        return None
+    from prefect.concurrency.asyncio import rate_limit
+
+    return SlotBlocks(lambda n: rate_limit(name, occupy=n, strict=False), block=SLOT_BLOCK)
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError, ConnectionError)
 
@@ -103,7 +124,10 @@ def judge_chunk_live(
         spec.name, todo.height, spec.model, spec.transport, spec.concurrency,
     )
     with JudgmentSink(out_dir, prefix=chunk_prefix(spec, requests_path), flush_every=500) as sink:
-        stats = judge_live_sync(spec, rows, todo, sink, budget=budget, on_progress=progress)
+        stats = judge_live_sync(
+            spec, rows, todo, sink, budget=budget, on_progress=progress,
+            api_key=resolve_api_key(spec), slots=provider_slots(spec),
+        )
     result = stats.as_dict() | {"skipped": skipped, "out_dir": out_dir}
     logger.info(
         "judge %r: %d ok, %d failed, %d parse re-asks, %d transport retries, $%.4f, %.0f rows/s",

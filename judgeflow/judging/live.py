@@ -22,7 +22,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -105,6 +105,7 @@ class _Run:
         self.done = 0
         self.next_index = iter(range(len(requests))).__next__
         self._budget_logged = False
+        self.slots: SlotBlocks | None = None
 
     def _budget_stops(self) -> bool:
         if self.budget is None or not self.budget.exhausted:
@@ -152,6 +153,8 @@ class _Run:
                     reason = f"{reason} (last reply did not parse: {last_error})"
                 return failed(reason, last_text)
             asks += 1
+            if self.slots is not None:
+                await self.slots.take()
             try:
                 completion = await self.client.complete(
                     prompt.system, prompt.user, sampling=spec.sampling, response_format=self.response_format
@@ -207,6 +210,32 @@ class _Run:
             self._finish(record)
 
 
+SlotAcquirer = Callable[[int], Awaitable[Any]]
+
+
+class SlotBlocks:
+    """Takes request slots from an outside limiter in blocks, one call per ``block`` requests.
+
+    The outside limiter is a Prefect global concurrency limit (``rate_limit("openai-rpm",
+    occupy=n)``) shared by every flow run, so all builds together stay under a provider's rate
+    limit; asking it once per request would cost an API call per request, so slots are taken in
+    blocks and handed out locally.
+    """
+
+    def __init__(self, acquire: SlotAcquirer, block: int = 50) -> None:
+        self._acquire = acquire
+        self._block = max(1, block)
+        self._left = 0
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            if self._left == 0:
+                await self._acquire(self._block)
+                self._left = self._block
+            self._left -= 1
+
+
 async def judge_live(
     spec: JudgeSpec,
     rows: pl.DataFrame,
@@ -217,6 +246,7 @@ async def judge_live(
     budget: Budget | None = None,
     on_progress: ProgressCallback | None = None,
     api_key: str | None = None,
+    slots: SlotBlocks | None = None,
 ) -> LiveStats:
     """Judge every request of ``requests`` (rows of ``REQUESTS_SCHEMA``) and write one record each.
 
@@ -241,6 +271,7 @@ async def judge_live(
             "(set price_input_per_mtok / price_output_per_mtok)", spec.name, spec.model,
         )
     run = _Run(spec, request_dicts, prompts, sink, resilient, budget, on_progress)
+    run.slots = slots
     workers = max(1, min(spec.concurrency, len(request_dicts)))
     try:
         await asyncio.gather(*(run.worker() for _ in range(workers)))
@@ -267,6 +298,7 @@ def judge_live_sync(
     budget: Budget | None = None,
     on_progress: ProgressCallback | None = None,
     api_key: str | None = None,
+    slots: SlotBlocks | None = None,
 ) -> LiveStats:
     """``judge_live`` from synchronous code (a Prefect task thread, a script).
 
@@ -274,7 +306,9 @@ def judge_live_sync(
     (a loop cannot be nested). The client is always built here, inside that loop, because an
     aiohttp session is bound to the loop that created it.
     """
-    coro_args: Mapping[str, Any] = {"budget": budget, "on_progress": on_progress, "api_key": api_key}
+    coro_args: Mapping[str, Any] = {
+        "budget": budget, "on_progress": on_progress, "api_key": api_key, "slots": slots,
+    }
 
     def run() -> LiveStats:
         return asyncio.run(judge_live(spec, rows, requests, sink, **coro_args))

@@ -44,8 +44,14 @@ from judgeflow.batch.runner import (
     submit_judge,
     wait_for_batch,
 )
-from judgeflow.batch.types import BatchStatus
+from judgeflow.batch.types import BatchProvider, BatchStatus
 from judgeflow.specs import JudgeSpec
+from tasks.secrets import resolve_api_key
+
+
+def _provider(spec: JudgeSpec) -> BatchProvider:
+    """The judge's batch provider, its key from the environment or a Prefect Secret block."""
+    return make_provider(spec, api_key=resolve_api_key(spec))
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -68,7 +74,7 @@ def submit_batches(spec: JudgeSpec, rows_path: str, workdir: str) -> list[str]:
     A retry after a transient error is safe: chunks already in the ledger are re-attached.
     """
     rows = pl.read_parquet(rows_path)
-    entries = submit_judge(spec, rows, BatchWorkspace.at(workdir))
+    entries = submit_judge(spec, rows, BatchWorkspace.at(workdir), _provider(spec))
     get_run_logger().info("judge %s: %d batches submitted or re-attached", spec.name, len(entries))
     return [e.entry_id for e in entries]
 
@@ -86,7 +92,7 @@ def poll_batch(spec: JudgeSpec, workdir: str, entry_id: str, deadline_at: float)
     def report(entry: LedgerEntry, status: BatchStatus) -> None:
         logger.info("%s %s: %s", entry.judge, status.batch_id, status.counts())
 
-    return wait_for_batch(ws, make_provider(spec), spec, entry_id, deadline_at=deadline_at, on_status=report)
+    return wait_for_batch(ws, _provider(spec), spec, entry_id, deadline_at=deadline_at, on_status=report)
 
 
 @task(
@@ -102,7 +108,7 @@ def collect_batch(
     Returns the follow-up entry ids (empty when every request is settled or no round is left).
     """
     ws = BatchWorkspace.at(workdir)
-    provider = make_provider(spec)
+    provider = _provider(spec)
     collected = collect_entry(ws, provider, spec, entry_id, status)
     get_run_logger().info("%s: %d ok, %d failed", entry_id, collected.ok, collected.failed)
     child = follow_up(ws, provider, spec, collected, deadline_at=deadline_at)
@@ -175,7 +181,7 @@ def run_batch_judges_in_flow(
                 update_progress_artifact(progress_id, pct, description=text)
                 last = pct
     except (*CANCELLATION, TerminationSignal):
-        to_cancel = {n: make_provider(s) for n, s in by_name.items() if s.batch.cancel_on_flow_cancel}
+        to_cancel = {n: _provider(s) for n, s in by_name.items() if s.batch.cancel_on_flow_cancel}
         if to_cancel:
             cancel_open_batches(ws, to_cancel)
         raise

@@ -153,7 +153,7 @@ def _dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(
     ("name", "extra", "cuda"),
-    [("cpu", None, False), ("gpu-vllm", "vllm", True), ("gpu-pairrm", "pairrm", True)],
+    [("cpu", None, False), ("gpu-vllm", None, True), ("gpu-pairrm", "pairrm", True)],
 )
 def test_dockerfiles_copy_existing_files_and_install_the_right_extra(
     name: str, extra: str | None, cuda: bool

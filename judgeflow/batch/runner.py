@@ -103,19 +103,19 @@ class BatchWorkspace:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_provider(spec: JudgeSpec) -> BatchProvider:
-    """The SDK-backed provider for ``spec.provider`` (keys read from the environment now).
+def make_provider(spec: JudgeSpec, api_key: str | None = None) -> BatchProvider:
+    """The SDK-backed provider for ``spec.provider`` (``api_key``, else read from the environment).
 
     Imported lazily: each SDK takes seconds to import, and a build needs only its judges' SDKs.
     """
     if spec.provider == "openai":
         from judgeflow.batch.openai_batch import OpenAIBatchProvider
 
-        return OpenAIBatchProvider(spec)
+        return OpenAIBatchProvider(spec, api_key=api_key)
     if spec.provider == "anthropic":
         from judgeflow.batch.anthropic_batch import AnthropicBatchProvider
 
-        return AnthropicBatchProvider(spec)
+        return AnthropicBatchProvider(spec, api_key=api_key)
     raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} has no Batch API")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -151,8 +152,11 @@ def run_scenario(name: str, n_judgments: int, runs: int) -> dict[str, Any]:
     rss_input = _rss_mb()
     policy = ConsensusPolicy(weights={"pw0": 1.5})
     steps: dict[str, list[float]] = {"merge": [], "agreement": [], "pairs": [], "total": []}
+    cpu: list[float] = []
+    load_before = os.getloadavg()[0]
     n_pairs = 0
     for _ in range(runs):
+        c0 = time.process_time()  # all threads of this process: less sensitive to a busy machine
         t0 = time.perf_counter()
         consensus = merge(judgments, policy)
         t1 = time.perf_counter()
@@ -160,6 +164,7 @@ def run_scenario(name: str, n_judgments: int, runs: int) -> dict[str, Any]:
         t2 = time.perf_counter()
         pairs = build_pairs(rows, consensus, strategy="best-vs-worst", run_id="bench")
         t3 = time.perf_counter()
+        cpu.append(time.process_time() - c0)
         n_pairs = pairs.height
         for key, value in (("merge", t1 - t0), ("agreement", t2 - t1), ("pairs", t3 - t2), ("total", t3 - t0)):
             steps[key].append(value)
@@ -172,6 +177,8 @@ def run_scenario(name: str, n_judgments: int, runs: int) -> dict[str, Any]:
         "runs": runs,
         "median_s": {k: statistics.median(v) for k, v in steps.items()},
         "all_total_s": steps["total"],
+        "median_cpu_s": statistics.median(cpu),
+        "load_avg_1m": [load_before, os.getloadavg()[0]],
         "input_mb": judgments.estimated_size("mb") + rows.estimated_size("mb"),
         "rss_after_input_mb": rss_input,
         "peak_rss_mb": _rss_mb(),
@@ -204,14 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    print("| scenario | judgments | rows | pairs | merge s | agreement s | pairs s | total s (median) | peak RSS MB | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"cores: {os.cpu_count()}, 1-min load average before/after each scenario in the JSON")
+    print("| scenario | judgments | rows | pairs | merge s | agreement s | pairs s | total s (median) | CPU s | peak RSS MB | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["median_s"]
         ok = m["total"] < 10 and r["peak_rss_mb"] < 2048
         print(
             f"| {r['scenario']} | {r['judgments']:,} | {r['rows']:,} | {r['pairs']:,} | {m['merge']:.2f} | "
-            f"{m['agreement']:.2f} | {m['pairs']:.2f} | {m['total']:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{m['agreement']:.2f} | {m['pairs']:.2f} | {m['total']:.2f} | {r['median_cpu_s']:.2f} | {r['peak_rss_mb']:.0f} | "
             f"{'met' if ok else 'MISSED'} |"
         )
     if args.json_path:

@@ -105,13 +105,24 @@ def _finite(value: float | np.floating | None) -> float | None:
 
 
 def _kappa(a: np.ndarray, b: np.ndarray, weights: KappaWeights, labels: np.ndarray | None) -> float | None:
+    """Cohen's kappa of two label arrays; ``labels`` (sorted) fixes the scale for weighting.
+
+    Labels go to sklearn as their positions 0..k-1 (what its weighted kappa uses anyway): given
+    anything else, ``confusion_matrix`` maps every element through a Python dict, which is most
+    of the cost at a few hundred thousand items.
+    """
     if len(a) == 0:
         return None
+    scale = np.unique(np.concatenate([a, b])) if labels is None else labels
     if np.unique(np.concatenate([a, b])).size < 2:
         return None  # one label only: chance agreement is 1, kappa is 0/0
+    positions = np.arange(len(scale))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _finite(cohen_kappa_score(a, b, weights=weights, labels=labels))
+        value = cohen_kappa_score(
+            np.searchsorted(scale, a), np.searchsorted(scale, b), weights=weights, labels=positions
+        )
+    return _finite(value)
 
 
 def _correlation(kind: Literal["spearman", "pearson"], a: np.ndarray, b: np.ndarray) -> float | None:

@@ -31,7 +31,9 @@ Policies, stated once (``docs/consensus.md`` says the same at more length):
 * **Unanimity.** ``unanimous`` is true when every voting judge gave the same verdict;
   ``unanimous_only`` asks ``judgeflow.pairs.build_pairs`` to keep only unanimous pairs.
 
-All work is polars expressions over the whole frame: no Python loop touches a row.
+All work is polars expressions over the whole frame: no Python loop touches a row. The frames
+come in no particular order (sorting a million rows that carry per-judge lists costs more than
+the merge itself); sort them where order matters, e.g. before writing.
 """
 
 from __future__ import annotations
@@ -204,7 +206,10 @@ def judge_verdicts(judgments: pl.DataFrame | pl.LazyFrame, policy: ConsensusPoli
 
     Verdicts are re-expressed in the pair's canonical orientation (``candidate_a`` < ``candidate_b``):
     "A" means the lower index won. The winner is read from ``verdict`` in the shown order (with
-    ``preferred`` as a fallback for records that only carry the index).
+    ``preferred`` as a fallback for records that only carry the index). Votes are coded as
+    small integers (+1 lower wins, -1 higher wins, 0 tie) so that "do the orders agree" is a
+    min == max test rather than a string comparison; feedback keeps the first text per order,
+    labelled "[AB]"/"[BA]" (string aggregation is the costly part of this step).
     """
     lf = judgments.lazy().filter(
         pl.col("candidate_b").is_not_null() & (pl.col("kind").fill_null("") != "absolute")
@@ -218,45 +223,49 @@ def judge_verdicts(judgments: pl.DataFrame | pl.LazyFrame, policy: ConsensusPoli
         .then(pl.col("candidate_b"))
         .otherwise(pl.col("preferred"))
     )
-    vote = (
+    code = (
         pl.when(~_ok())
-        .then(pl.lit(None, dtype=pl.String))
+        .then(pl.lit(None, dtype=pl.Int8))
         .when(pl.col("verdict") == "tie")
-        .then(pl.lit("tie"))
+        .then(pl.lit(0, dtype=pl.Int8))
         .when(pl.col("_winner") == pl.col("_lo"))
-        .then(pl.lit("A"))
+        .then(pl.lit(1, dtype=pl.Int8))
         .when(pl.col("_winner") == pl.col("_hi"))
-        .then(pl.lit("B"))
-        .otherwise(pl.lit(None, dtype=pl.String))
+        .then(pl.lit(-1, dtype=pl.Int8))
+        .otherwise(pl.lit(None, dtype=pl.Int8))
     )
-    labelled_feedback = pl.concat_str(
-        [pl.lit("["), pl.col("order").fill_null("?"), pl.lit("] "), pl.col("feedback")]
-    )
-    votes = pl.col("_vote").drop_nulls()
-    n_distinct = votes.n_unique()
+    voted = pl.col("_code").is_not_null()
+    lowest, highest = pl.col("_lowest"), pl.col("_highest")
     out = (
         lf.with_columns(_lo=lo, _hi=hi, _winner=shown_winner)
-        .with_columns(_vote=vote)
+        .with_columns(_code=code)
         .group_by("row_id", "_lo", "_hi", "judge")
         .agg(
-            pl.when(votes.len() == 0)
-            .then(pl.lit(None, dtype=pl.String))
-            .when(n_distinct == 1)
-            .then(votes.first())
-            .otherwise(pl.lit("tie"))
-            .alias("verdict"),
-            (n_distinct > 1).alias("position_inconsistent"),
-            (
-                pl.col("order").filter(pl.col("_vote").is_not_null()).n_unique() > 1
-            ).alias("both_orders"),
-            labelled_feedback.sort_by(pl.col("order").fill_null("")).drop_nulls().str.join("\n").alias(
-                "feedback"
-            ),
+            pl.col("_code").min().alias("_lowest"),
+            pl.col("_code").max().alias("_highest"),
+            (voted & (pl.col("order") == "AB")).any().alias("_ab"),
+            (voted & (pl.col("order") == "BA")).any().alias("_ba"),
+            pl.col("feedback").filter(pl.col("order") == "AB").first().alias("_fb_ab"),
+            pl.col("feedback").filter(pl.col("order").fill_null("") != "AB").first().alias("_fb_ba"),
             pl.col("judge_model").drop_nulls().first().alias("judge_model"),
             pl.col("template_hash").drop_nulls().first().alias("template_hash"),
         )
         .with_columns(
-            pl.col("feedback").replace("", None),
+            pl.when(lowest.is_null())
+            .then(pl.lit(None, dtype=pl.String))
+            .when(lowest != highest)
+            .then(pl.lit("tie"))
+            .otherwise(lowest.replace_strict({1: "A", -1: "B", 0: "tie"}, return_dtype=pl.String))
+            .alias("verdict"),
+            (lowest != highest).fill_null(False).alias("position_inconsistent"),
+            (pl.col("_ab") & pl.col("_ba")).alias("both_orders"),
+            pl.concat_str(
+                [pl.lit("[AB] ") + pl.col("_fb_ab"), pl.lit("[BA] ") + pl.col("_fb_ba")],
+                separator="\n",
+                ignore_nulls=True,
+            )
+            .replace("", None)
+            .alias("feedback"),
             _weight_expr(policy).alias("weight"),
         )
         .rename({"_lo": "candidate_a", "_hi": "candidate_b"})
@@ -267,27 +276,41 @@ def judge_verdicts(judgments: pl.DataFrame | pl.LazyFrame, policy: ConsensusPoli
 
 
 def judge_scores(judgments: pl.DataFrame | pl.LazyFrame, policy: ConsensusPolicy) -> pl.DataFrame:
-    """One score per (judge, row, candidate) from absolute judgments (mean of repeats)."""
-    lf = judgments.lazy().filter(pl.col("kind") == "absolute")
+    """One score per (judge, row, candidate) from absolute judgments (mean of repeats).
+
+    Repeats are rare (a resumed run that judged an item twice), so the aggregation runs only when
+    there are any: grouping 1M rows to concatenate 1M single feedback texts costs more than the
+    whole rest of the merge.
+    """
+    frame = judgments.lazy().filter(pl.col("kind") == "absolute").collect()
     good = _ok() & pl.col("score").is_not_null() & pl.col("score").is_finite()
-    out = (
-        lf.with_columns(pl.when(good).then(pl.col("score")).alias("score"))
-        .group_by("row_id", "candidate_a", "judge")
-        .agg(
+    keys = ["row_id", "candidate_a", "judge"]
+    lf = frame.lazy().with_columns(pl.when(good).then(pl.col("score")).alias("score"))
+    if frame.select(pl.struct(keys).is_duplicated().any()).item():
+        lf = lf.group_by(keys).agg(
             pl.col("score").mean(),
-            pl.col("feedback").drop_nulls().str.join("\n").alias("feedback"),
+            pl.col("feedback").drop_nulls().str.join("\n").replace("", None).alias("feedback"),
             pl.col("judge_model").drop_nulls().first(),
             pl.col("template_hash").drop_nulls().first(),
         )
-        .with_columns(
-            pl.col("feedback").replace("", None),
-            _weight_expr(policy).alias("weight"),
-        )
+    out = (
+        lf.with_columns(_weight_expr(policy).alias("weight"))
         .rename({"candidate_a": "candidate"})
         .select(list(JUDGE_SCORES_SCHEMA))
         .cast(JUDGE_SCORES_SCHEMA)  # type: ignore[arg-type]
     )
     return out.collect()
+
+
+def _by_name(frame: pl.DataFrame) -> pl.Expr:
+    """Sort key: the judge's position in name order, as a small integer.
+
+    Judges are few and rows many; sorting integers is much cheaper than comparing strings.
+    """
+    names = sorted(frame.get_column("judge").unique().drop_nulls().to_list())
+    return pl.col("judge").replace_strict(
+        {name: i for i, name in enumerate(names)}, default=len(names), return_dtype=pl.UInt32
+    )
 
 
 def merge_verdicts(verdicts: pl.DataFrame, policy: ConsensusPolicy) -> pl.DataFrame:
@@ -297,36 +320,43 @@ def merge_verdicts(verdicts: pl.DataFrame, policy: ConsensusPolicy) -> pl.DataFr
     ranks = policy.judge_rank(verdicts.get_column("judge").unique().to_list())
     v = pl.col("verdict")
     w = pl.col("weight")
+    first_decided = (
+        pl.when(v.is_in(["A", "B"])).then(v).sort_by("_rank").drop_nulls().first()
+        if policy.tie_policy == "first-judge"
+        else pl.lit(None, dtype=pl.String)
+    )
     merged = (
         verdicts.lazy()
         .with_columns(
             pl.col("judge").replace_strict(ranks, return_dtype=pl.Int64).alias("_rank"),
-            # a zero-weight judge is listed but moves nothing
+            # one string comparison per row up front; the group sums then run on numbers
+            (v == "A").fill_null(False).alias("_a"),
+            (v == "B").fill_null(False).alias("_b"),
+            (v == "tie").fill_null(False).alias("_t"),
         )
+        .with_columns(
+            pl.when(pl.col("_a")).then(w).otherwise(0.0).alias("_wa"),
+            pl.when(pl.col("_b")).then(w).otherwise(0.0).alias("_wb"),
+            pl.when(pl.col("_t")).then(w).otherwise(0.0).alias("_wt"),
+        )
+        # groups keep the input's row order: one global sort beats a sort inside every group
+        .sort(_by_name(verdicts))
         .group_by("row_id", "candidate_a", "candidate_b")
         .agg(
             v.is_not_null().sum().cast(pl.UInt32).alias("n_judges"),
             v.is_null().sum().cast(pl.UInt32).alias("n_abstained"),
-            (v == "A").sum().cast(pl.UInt32).alias("votes_a"),
-            (v == "B").sum().cast(pl.UInt32).alias("votes_b"),
-            (v == "tie").sum().cast(pl.UInt32).alias("votes_tie"),
-            w.filter(v == "A").sum().alias("weight_a"),
-            w.filter(v == "B").sum().alias("weight_b"),
-            w.filter(v == "tie").sum().alias("weight_tie"),
-            (v.drop_nulls().n_unique() == 1).alias("unanimous"),
+            pl.col("_a").sum().cast(pl.UInt32).alias("votes_a"),
+            pl.col("_b").sum().cast(pl.UInt32).alias("votes_b"),
+            pl.col("_t").sum().cast(pl.UInt32).alias("votes_tie"),
+            pl.col("_wa").sum().alias("weight_a"),
+            pl.col("_wb").sum().alias("weight_b"),
+            pl.col("_wt").sum().alias("weight_tie"),
             pl.col("position_inconsistent").sum().cast(pl.UInt32).alias("position_inconsistent"),
-            pl.when(v.is_in(["A", "B"]))
-            .then(v)
-            .sort_by("_rank")
-            .drop_nulls()
-            .first()
-            .alias("_first_decided"),
+            first_decided.alias("_first_decided"),
             pl.struct(
                 "judge", "verdict", "weight", "position_inconsistent", "feedback",
                 "judge_model", "template_hash",
-            )
-            .sort_by("judge")
-            .alias("by_judge"),
+            ).alias("by_judge"),
         )
     )
     total = pl.col("weight_a") + pl.col("weight_b") + pl.col("weight_tie")
@@ -362,7 +392,18 @@ def merge_verdicts(verdicts: pl.DataFrame, policy: ConsensusPolicy) -> pl.DataFr
         .otherwise(pl.col("weight_tie"))
     )
     out = (
-        merged.with_columns(_total=total, _top=top, _eps=eps)
+        merged.with_columns(
+            _total=total,
+            _top=top,
+            _eps=eps,
+            # every voting judge said the same thing: exactly one vote count is non-zero
+            unanimous=(
+                (pl.col("votes_a") > 0).cast(pl.Int8)
+                + (pl.col("votes_b") > 0).cast(pl.Int8)
+                + (pl.col("votes_tie") > 0).cast(pl.Int8)
+            )
+            == 1,
+        )
         .with_columns(_plural=plural)
         .with_columns(_tie_broken=break_tie)
         .with_columns(verdict=verdict, tie_broken=pl.col("_tie_broken"))
@@ -390,7 +431,6 @@ def merge_verdicts(verdicts: pl.DataFrame, policy: ConsensusPolicy) -> pl.DataFr
     return (
         out.select(list(PAIRWISE_SCHEMA))
         .cast(PAIRWISE_SCHEMA)  # type: ignore[arg-type]
-        .sort("row_id", "candidate_a", "candidate_b")
         .collect()
     )
 
@@ -400,23 +440,29 @@ def merge_scores(judge_scores_frame: pl.DataFrame, policy: ConsensusPolicy) -> p
     if judge_scores_frame.is_empty():
         return pl.DataFrame(schema=SCORES_SCHEMA)
     s = pl.col("score")
-    w = pl.col("weight")
     voted = s.is_not_null()
-    weight_sum = w.filter(voted).sum()
     merged = (
         judge_scores_frame.lazy()
+        # row-wise products first: plain sums per group are far cheaper than filtered ones
+        .with_columns(
+            _sw=s * pl.col("weight"),
+            _w=pl.when(voted).then(pl.col("weight")).otherwise(0.0),
+        )
+        .sort(_by_name(judge_scores_frame))  # groups keep this order: by_judge comes out sorted
         .group_by("row_id", "candidate")
         .agg(
-            pl.when(weight_sum > 0).then((s * w).filter(voted).sum() / weight_sum).alias("score_mean"),
+            pl.when(pl.col("_w").sum() > 0)
+            .then(pl.col("_sw").sum() / pl.col("_w").sum())
+            .alias("score_mean"),
             s.median().alias("score_median"),
             s.std(ddof=0).alias("score_std"),
             s.min().alias("score_min"),
             s.max().alias("score_max"),
             voted.sum().cast(pl.UInt32).alias("n_judges"),
             s.is_null().sum().cast(pl.UInt32).alias("n_abstained"),
-            pl.struct("judge", "score", "weight", "feedback", "judge_model", "template_hash")
-            .sort_by("judge")
-            .alias("by_judge"),
+            pl.struct("judge", "score", "weight", "feedback", "judge_model", "template_hash").alias(
+                "by_judge"
+            ),
         )
         .with_columns(
             score=pl.when(pl.col("n_judges") >= policy.min_judges).then(
@@ -427,7 +473,6 @@ def merge_scores(judge_scores_frame: pl.DataFrame, policy: ConsensusPolicy) -> p
     return (
         merged.select(list(SCORES_SCHEMA))
         .cast(SCORES_SCHEMA)  # type: ignore[arg-type]
-        .sort("row_id", "candidate")
         .collect()
     )
 

@@ -42,13 +42,35 @@ _PICK_KEYS = ["row_id", "chosen_index", "rejected_index"]
 
 
 def _provenance(voted: pl.Expr) -> list[pl.Expr]:
-    """Aggregations over the per-judge evidence of one pair (rows sorted by judge)."""
+    """Aggregations over the per-judge evidence of one pair (one row per judge, name order).
+
+    Plain list aggregations only: de-duplicating, sorting and joining strings inside millions of
+    tiny groups costs several times more than doing it on the list column afterwards
+    (``_finish_provenance``).
+    """
     return [
-        pl.col("judge").filter(voted).unique(maintain_order=True).alias("judges"),
-        pl.col("judge_model").filter(voted).drop_nulls().unique().sort().alias("judge_models"),
-        pl.col("template_hash").filter(voted).drop_nulls().unique().sort().alias("template_hashes"),
-        pl.col("_feedback").filter(voted).drop_nulls().str.join("\n\n").alias("feedback"),
+        pl.col("judge").filter(voted).alias("judges"),
+        pl.col("judge_model").filter(voted).drop_nulls().alias("judge_models"),
+        pl.col("template_hash").filter(voted).drop_nulls().alias("template_hashes"),
+        pl.col("_feedback").filter(voted).drop_nulls().alias("feedback"),
     ]
+
+
+def _finish_provenance(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Sorted distinct models and template hashes; feedback texts joined into one."""
+    return frame.with_columns(
+        pl.col("judge_models").list.unique().list.sort(),
+        pl.col("template_hashes").list.unique().list.sort(),
+        pl.col("feedback").list.join("\n\n").replace("", None),
+    )
+
+
+def _judge_order(frame: pl.DataFrame) -> pl.Expr:
+    """Sort key putting judges in name order, as integers (few judges, many rows)."""
+    names = sorted(frame.get_column("judge").unique().drop_nulls().to_list())
+    return pl.col("judge").replace_strict(
+        {name: i for i, name in enumerate(names)}, default=len(names), return_dtype=pl.UInt32
+    )
 
 
 def _pairwise_picks(consensus: Consensus, strategy: Strategy) -> pl.LazyFrame:
@@ -103,9 +125,9 @@ def _pairwise_picks(consensus: Consensus, strategy: Strategy) -> pl.LazyFrame:
         .with_columns(
             _feedback=pl.concat_str([pl.col("judge"), pl.lit(": "), pl.col("feedback")])
         )
-        .sort(*_PICK_KEYS, "judge")
-        .group_by(_PICK_KEYS, maintain_order=True)
+        .group_by(_PICK_KEYS)  # by_judge lists are already in name order
         .agg(_provenance(pl.col("verdict").is_not_null()))
+        .pipe(_finish_provenance)
     )
     return picks.drop("by_judge").join(evidence, on=_PICK_KEYS, how="left").with_columns(
         pl.lit(None, dtype=pl.Float64).alias("chosen_score"),
@@ -135,8 +157,12 @@ def _score_picks(consensus: Consensus, strategy: Strategy, min_margin: float) ->
             pl.col("score").min().alias("rejected_score"),
         )
     margin = pl.col("chosen_score") - pl.col("rejected_score")
-    picks = picks.with_columns(margin.alias("margin")).filter(
-        (pl.col("margin") > 0) & (pl.col("margin") >= min_margin)
+    # materialised once: three branches below read it, and a shared lazy input is re-run per branch
+    picks = (
+        picks.with_columns(margin.alias("margin"))
+        .filter((pl.col("margin") > 0) & (pl.col("margin") >= min_margin))
+        .collect()
+        .lazy()
     )
     js = consensus.judge_scores.lazy().select(
         "row_id", "candidate", "judge", "score", "weight", "feedback", "judge_model", "template_hash"
@@ -151,11 +177,17 @@ def _score_picks(consensus: Consensus, strategy: Strategy, min_margin: float) ->
     both = on_chosen.join(on_rejected, on=keys, how="full", coalesce=True, suffix="_r")
     s_c, s_r, w = pl.col("score"), pl.col("score_r"), pl.col("weight").fill_null(pl.col("weight_r"))
     rated_both = s_c.is_not_null() & s_r.is_not_null()
-    voted = s_c.is_not_null() | s_r.is_not_null()
+    voted = pl.col("_voted")
     evidence = (
         both.with_columns(
             pl.col("judge_model").fill_null(pl.col("judge_model_r")),
             pl.col("template_hash").fill_null(pl.col("template_hash_r")),
+            # row-wise first, so the group step only sums and tests booleans
+            _voted=s_c.is_not_null() | s_r.is_not_null(),
+            _both=rated_both,
+            _w_both=pl.when(rated_both).then(w).otherwise(0.0),
+            _w_agree=pl.when(rated_both & (s_c > s_r)).then(w).otherwise(0.0),
+            _disagree=rated_both & (s_c <= s_r),
             _feedback=pl.concat_str(
                 [
                     pl.concat_str([pl.col("judge"), pl.lit(" [chosen]: "), pl.col("feedback")]),
@@ -165,16 +197,17 @@ def _score_picks(consensus: Consensus, strategy: Strategy, min_margin: float) ->
                 ignore_nulls=True,
             ).replace("", None),
         )
-        .sort(*keys)
-        .group_by(_PICK_KEYS, maintain_order=True)
+        .sort(_judge_order(consensus.judge_scores))  # groups keep it: provenance lists by name
+        .group_by(_PICK_KEYS)
         .agg(
-            pl.when(w.filter(rated_both).sum() > 0)
-            .then(w.filter(rated_both & (s_c > s_r)).sum() / w.filter(rated_both).sum())
+            pl.when(pl.col("_w_both").sum() > 0)
+            .then(pl.col("_w_agree").sum() / pl.col("_w_both").sum())
             .alias("agreement"),
             # unanimity needs at least one judge that saw both candidates
-            ((s_c > s_r).filter(rated_both).all() & rated_both.any()).alias("unanimous"),
+            (pl.col("_both").any() & ~pl.col("_disagree").any()).alias("unanimous"),
             *_provenance(voted),
         )
+        .pipe(_finish_provenance)
     )
     return picks.select(*_PICK_KEYS, "margin", "chosen_score", "rejected_score").join(
         evidence, on=_PICK_KEYS, how="left"

@@ -190,7 +190,7 @@ def test_zero_weight_judge_is_listed_but_does_not_vote() -> None:
 
 def test_pairs_are_kept_apart_and_absolute_judges_are_ignored() -> None:
     records = both("j1", "r", 0, 1, 0) + both("j1", "r", 0, 2, 2) + both("j1", "r", 1, 2, 1) + [score("s", "r", 0, 4.0)]
-    pw = merge(frame(records)).pairwise
+    pw = merge(frame(records)).pairwise.sort("candidate_a", "candidate_b")
     assert pw.select("candidate_a", "candidate_b", "winner").rows() == [(0, 1, 0), (0, 2, 2), (1, 2, 1)]
 
 
@@ -221,6 +221,22 @@ def test_failed_scores_abstain_and_quorum() -> None:
     r0, r1 = only(c.scores, candidate=0), only(c.scores, candidate=1)
     assert (r0["score"], r0["score_mean"], r0["n_judges"], r0["n_abstained"]) == (None, 4.0, 1, 1)
     assert (r1["score"], r1["n_judges"]) == (2.5, 2)
+
+
+def test_by_judge_is_sorted_whatever_the_input_order() -> None:
+    records = both("zed", "r", 0, 1, 0) + both("amy", "r", 0, 1, 0) + both("kim", "r", 0, 1, 1)
+    records += [score("zed", "r", 0, 1.0), score("amy", "r", 0, 2.0)]
+    c = merge(frame(records[::-1]))
+    assert [j["judge"] for j in only(c.pairwise, row_id="r")["by_judge"]] == ["amy", "kim", "zed"]
+    assert [j["judge"] for j in only(c.scores, row_id="r")["by_judge"]] == ["amy", "zed"]
+
+
+def test_repeated_judgments_are_averaged_once_per_judge() -> None:
+    # s1 judged candidate 0 twice (a resumed run): 2 and 4 -> 3; with s2's 5 the mean is 4, not 11/3.
+    records = [score("s1", "r", 0, 2.0, feedback="first"), score("s1", "r", 0, 4.0, feedback="second"), score("s2", "r", 0, 5.0)]
+    r = only(merge(frame(records)).scores, candidate=0)
+    assert (r["score"], r["n_judges"]) == (4.0, 2)
+    assert r["by_judge"][0]["feedback"] == "first\nsecond"
 
 
 def test_empty_input_gives_empty_frames() -> None:

@@ -269,3 +269,16 @@ def test_deadline_cancels_and_records_the_rest_as_failed(make_simulator: Any, tm
     assert sim.stats()["batch_cancels"] == 1 and created(sim, "anthropic") == 1  # no follow-up
     assert out.height == 6 and (out["status"] == "failed").all()
     assert out["error"].is_not_null().all()
+
+
+def test_openai_batches_are_found_by_metadata_when_the_ledger_is_gone(make_simulator: Any, tmp_path: Path) -> None:
+    """A build on a fresh disk (a pod without its volume) must not pay for OpenAI batches twice."""
+    sim = make_simulator(**FAST)
+    rows = make_rows(6)
+    spec = make_spec(sim, "openai")
+    out = run_batch_judges(rows, [spec], tmp_path / "w", tmp_path / "out")[spec.name]
+    assert created(sim, "openai") == 3
+    again = run_batch_judges(rows, [spec], tmp_path / "fresh-disk", tmp_path / "out2")[spec.name]
+    assert created(sim, "openai") == 3  # re-attached through the batches' metadata
+    assert sim.stats()["custom_ids_paid_twice"] == 0
+    assert again.sort("request_id").equals(out.sort("request_id"))

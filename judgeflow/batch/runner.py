@@ -61,6 +61,9 @@ CANCELLATION: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, 
 #: After the deadline a cancel is sent; this long is then allowed for the batch to wind down so
 #: its finished requests can still be collected.
 CANCEL_GRACE_S = 60.0
+#: How far back a build with no ledger entry for a chunk looks for an OpenAI batch of that chunk
+#: (a batch lives at most 24 h plus finalizing).
+LEDGERLESS_LOOKBACK_S = 26 * 3600.0
 
 
 class BatchMismatchError(RuntimeError):
@@ -173,6 +176,17 @@ def submit_chunk(
     if entry is not None and entry.status not in ("intent", "uploaded"):
         return entry  # already submitted: re-attach
     metadata = _metadata(chunk)
+    if entry is None and provider.name == "openai":
+        # No ledger entry at all (a fresh disk, e.g. a pod without a persistent volume): OpenAI
+        # batches carry the chunk key in their metadata, so look before paying twice.
+        lost = provider.find_lost(chunk, metadata, time.time() - LEDGERLESS_LOOKBACK_S, ledger.claimed_batch_ids())
+        if lost is not None:
+            log.info("re-attached batch %s for %s found by its metadata (no ledger entry)", lost, eid)
+            return ledger.put(LedgerEntry(
+                entry_id=eid, provider=provider.name, judge=chunk.judge, round=chunk.round,
+                chunk_key=chunk.chunk_key, chunk=chunk.as_dict(), parent=parent,
+                status="submitted", batch_id=lost, submitted_at=time.time(),
+            ))
     if entry is None:
         entry = ledger.put(LedgerEntry(
             entry_id=eid, provider=provider.name, judge=chunk.judge, round=chunk.round,

@@ -209,7 +209,9 @@ def judge_verdicts(judgments: pl.DataFrame | pl.LazyFrame, policy: ConsensusPoli
     ``preferred`` as a fallback for records that only carry the index). Votes are coded as
     small integers (+1 lower wins, -1 higher wins, 0 tie) so that "do the orders agree" is a
     min == max test rather than a string comparison; feedback keeps the first text per order,
-    labelled "[AB]"/"[BA]" (string aggregation is the costly part of this step).
+    labelled "[AB]"/"[BA]" (string aggregation is the costly part of this step). Two usable
+    verdicts that disagree make a flagged tie whatever their orders, so a judge that contradicts
+    itself on a repeated request is treated like one swayed by position.
     """
     lf = judgments.lazy().filter(
         pl.col("candidate_b").is_not_null() & (pl.col("kind").fill_null("") != "absolute")

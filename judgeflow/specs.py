@@ -16,7 +16,7 @@ from typing import Literal
 
 import orjson
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JudgeKindName = Literal["absolute", "relative", "pairwise"]
 ProviderName = Literal["openai", "anthropic", "openai-compatible", "vllm", "pairrm"]
@@ -83,6 +83,13 @@ class JudgeSpec(BaseModel):
     price_output_per_mtok: float | None = None
     weight: float = 1.0
     batch: BatchSettings = Field(default_factory=BatchSettings)
+
+    @field_validator("rubric")
+    @classmethod
+    def _rubric_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("rubric is empty: name a rubric (e.g. helpfulness) or give its text")
+        return value
 
     @model_validator(mode="after")
     def _check_combination(self) -> JudgeSpec:

@@ -145,6 +145,25 @@ def _alpha(matrix: np.ndarray, level: Literal["nominal", "ordinal"]) -> float | 
         return None
 
 
+def implied_verdicts(scores: pl.DataFrame) -> pl.DataFrame:
+    """Per absolute judge, the pairwise verdict its scores imply for each candidate pair of a row.
+
+    (row_id, candidate_a < candidate_b, judge, verdict): "A" when candidate_a scored higher,
+    "B" when lower, "tie" when equal; pairs with an abstained score are left out.
+    """
+    rated = scores.filter(pl.col("score").is_not_null()).select("row_id", "judge", "candidate", "score")
+    pairs = rated.join(rated, on=["row_id", "judge"], suffix="_b").filter(pl.col("candidate") < pl.col("candidate_b"))
+    return pairs.select(
+        "row_id",
+        pl.col("candidate").cast(pl.Int32).alias("candidate_a"),
+        pl.col("candidate_b").cast(pl.Int32),
+        "judge",
+        pl.when(pl.col("score") > pl.col("score_b")).then(pl.lit("A"))
+        .when(pl.col("score") < pl.col("score_b")).then(pl.lit("B"))
+        .otherwise(pl.lit("tie")).alias("verdict"),
+    )
+
+
 def _matrix(long: pl.DataFrame, keys: list[str], value: pl.Expr, judges: list[str]) -> np.ndarray:
     """Items x judges matrix of floats, NaN where a judge abstained or did not rate the item."""
     if not judges:
@@ -210,6 +229,24 @@ def compute_agreement(
         pairs.append(PairStatistic(judge_a=a, judge_b=b, metric="kappa_score", value=_kappa(x, y, kappa_weights, labels), n=n))
         pairs.append(PairStatistic(judge_a=a, judge_b=b, metric="spearman", value=_correlation("spearman", x, y), n=n))
         pairs.append(PairStatistic(judge_a=a, judge_b=b, metric="pearson", value=_correlation("pearson", x, y), n=n))
+
+    # Absolute judges against pairwise ones: a score judge "prefers" the candidate it scored
+    # higher (equal scores: tie), so every judge of a build can be compared on the same pairs.
+    implied = implied_verdicts(scores)
+    if pairwise_judges and implied.height:
+        judges = pairwise_judges + absolute_judges
+        mixed = pl.concat([verdicts.select(implied.columns), implied], how="vertical_relaxed")
+        m_matrix = _matrix(
+            mixed, ["row_id", "candidate_a", "candidate_b"],
+            pl.col("verdict").replace_strict(_VERDICT_CODES, default=None, return_dtype=pl.Float64), judges,
+        )
+        for i, a in enumerate(pairwise_judges):
+            for j, b in enumerate(absolute_judges, start=len(pairwise_judges)):
+                both = ~np.isnan(m_matrix[:, i]) & ~np.isnan(m_matrix[:, j])
+                pairs.append(PairStatistic(
+                    judge_a=a, judge_b=b, metric="kappa_verdict",
+                    value=_kappa(m_matrix[both, i], m_matrix[both, j], None, None), n=int(both.sum()),
+                ))
 
     consistency = (
         verdicts.filter(pl.col("both_orders"))

@@ -151,3 +151,35 @@ def test_heatmap_frame_has_both_orientations() -> None:
     assert heat.height == 6  # 3 judge pairs x 2 orientations
     ab = heat.filter((pl.col("judge_a") == "b") & (pl.col("judge_b") == "a")).row(0, named=True)
     assert (ab["metric"], ab["value"], ab["n"]) == ("kappa_verdict", pytest.approx(1.0), 5)
+
+
+def test_score_judges_are_compared_with_pairwise_judges_on_implied_verdicts() -> None:
+    import polars as pl
+
+    from judgeflow.agreement import compute_agreement, implied_verdicts
+    from judgeflow.schemas import JUDGMENTS_SCHEMA
+
+    def j(**kw: object) -> dict[str, object]:
+        base = {k: None for k in JUDGMENTS_SCHEMA}
+        base.update(status="ok", attempts=1, input_tokens=0, output_tokens=0, cost_usd=0.0)
+        base.update(kw)
+        return base
+
+    records = []
+    for r, (s0, s1, verdict) in enumerate([(5, 1, "A"), (1, 4, "B"), (2, 5, "B"), (4, 2, "B")]):
+        records += [
+            j(request_id=f"s{r}0", row_id=f"r{r}", judge="grader", kind="absolute", candidate_a=0, score=float(s0)),
+            j(request_id=f"s{r}1", row_id=f"r{r}", judge="grader", kind="absolute", candidate_a=1, score=float(s1)),
+            j(request_id=f"p{r}", row_id=f"r{r}", judge="ranker", kind="relative", candidate_a=0, candidate_b=1,
+              order="AB", verdict=verdict, preferred=0 if verdict == "A" else 1),
+        ]
+    frame = pl.DataFrame(records, schema=JUDGMENTS_SCHEMA)
+    report = compute_agreement(frame)
+    stat = next(s for s in report.pairs if {s.judge_a, s.judge_b} == {"ranker", "grader"})
+    assert stat.metric == "kappa_verdict" and stat.n == 4
+    # grader implies A, B, B, A; ranker says A, B, B, B: 3 of 4 agree
+    from sklearn.metrics import cohen_kappa_score
+
+    assert stat.value == pytest.approx(cohen_kappa_score(["A", "B", "B", "A"], ["A", "B", "B", "B"]))
+    implied = implied_verdicts(pl.DataFrame({"row_id": ["x", "x"], "candidate": [0, 1], "judge": ["g", "g"], "score": [3.0, 3.0]}))
+    assert implied["verdict"].to_list() == ["tie"]

@@ -92,38 +92,68 @@ def check_duplicates(run_dir: Path) -> Check:
 
 
 def ledger_batches(ledger_path: Path) -> dict[str, Any]:
-    """From the batch ledger: batches per provider (entries with a batch id), round-1 entries, and
-    deliberate re-asks: requests that succeeded at the provider but were sent again in a
-    follow-up round because the reply was unparseable (``retry_ids`` minus the requests that
-    errored, expired or were cancelled). docs/batch.md: re-asking an unparseable reply is paid
-    again on purpose, so the simulator's ``custom_ids_paid_twice`` must equal this, not 0."""
-    entries = Ledger(ledger_path).entries().values() if ledger_path.exists() else []
-    out: dict[str, Any] = {"openai": 0, "anthropic": 0, "round1": 0, "reasks": 0, "batch_ids": []}
+    """What the batch ledger says was submitted, per custom_id, in submission order.
+
+    Returns per provider the batches it knows (entries with a batch id), the round-1 entries, and
+    for every RE-submission of a custom_id what its earlier outcomes were (from the collected
+    records): ``resent_after_ok`` (a parsed, usable answer was paid for and asked again: a real
+    double payment), ``resent_after_success`` (the provider answered before, parsed or not: what
+    the simulator's ``custom_ids_paid_twice`` counts). Re-asking an unparseable reply is paid again
+    on purpose (docs/batch.md); re-sending an errored/expired one costs nothing extra.
+    """
+    entries = sorted(Ledger(ledger_path).entries().values() if ledger_path.exists() else [],
+                     key=lambda e: (e.submitted_at or e.intent_at, e.round))
+    out: dict[str, Any] = {"openai": 0, "anthropic": 0, "round1": 0, "batch_ids": [],
+                           "resent_after_ok": 0, "resent_after_success": 0, "resent": 0}
+    history: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for e in entries:
-        if e.batch_id:
-            out[e.provider] = out.get(e.provider, 0) + 1
-            out["batch_ids"].append(e.batch_id)
+        if not e.batch_id:
+            continue
+        out[e.provider] = out.get(e.provider, 0) + 1
+        out["batch_ids"].append(e.batch_id)
         out["round1"] += e.round == 1
-        not_ok = sum(e.counts.get(k, 0) for k in ("errored", "expired", "cancelled"))
-        out["reasks"] += max(e.retry_ids - not_ok, 0) if e.follow_ups else 0
+        ids = [orjson.loads(line)["custom_id"] for line in Path(e.chunk["path"]).read_bytes().splitlines()
+               if line.strip()]
+        collected = Path(ledger_path).parent / "collected" / e.entry_id.replace(":", "_")
+        parts = sorted(collected.glob("*.parquet")) if collected.exists() else []
+        outcome: dict[str, tuple[str, str]] = {}
+        if parts:
+            recs = pl.read_parquet(parts, columns=["request_id", "status", "error"])
+            outcome = {r: (s, err or "") for r, s, err in recs.iter_rows()}
+        for cid in ids:
+            earlier = history.setdefault((e.provider, cid), [])
+            if earlier:
+                out["resent"] += 1
+                out["resent_after_ok"] += any(s == "ok" for s, _ in earlier)
+                out["resent_after_success"] += any(s == "ok" or err.startswith("unparseable")
+                                                   for s, err in earlier)
+            earlier.append(outcome.get(cid, ("unknown", "")))
     return out
 
 
 def check_batches(sim_stats: dict[str, Any], ledger_path: Path, round1_expected: int) -> Check:
-    """No batch submitted twice: every batch the provider created is one ledger entry, round-1
-    entries equal the chunks of a fault-free run, and no custom_id was paid for twice except the
-    deliberate re-asks of unparseable replies."""
+    """No batch submitted twice and no usable answer paid for twice.
+
+    * every batch the provider created is exactly one ledger entry (a create lost in a crash
+      window and then repeated would show as an extra batch);
+    * round-1 entries equal the chunks of the fault-free run;
+    * no custom_id is re-sent after a usable (parsed) answer;
+    * the simulator's ``custom_ids_paid_twice`` equals the re-sends after a provider success that
+      the ledger explains (deliberate re-asks of unparseable replies); more means a batch the
+      ledger does not know about re-sent paid requests.
+    """
     led = ledger_batches(ledger_path)
     created = {"openai": int(sim_stats["openai_batches_created"]),
                "anthropic": int(sim_stats["anthropic_batches_created"])}
     extra = sum(max(created[p] - led[p], 0) for p in created)
     dup_ids = len(led["batch_ids"]) - len(set(led["batch_ids"]))
     paid_twice = int(sim_stats.get("custom_ids_paid_twice", 0))
-    unexplained = max(paid_twice - led["reasks"], 0)
-    double = extra + dup_ids + unexplained
+    unexplained = max(paid_twice - led["resent_after_success"], 0)
+    double = extra + dup_ids + led["resent_after_ok"] + unexplained
     c = Check(numbers={"batches_created": created, "ledger_batches": {p: led[p] for p in created},
                        "round1_entries": led["round1"], "round1_expected": round1_expected,
-                       "custom_ids_paid_twice": paid_twice, "deliberate_reasks": led["reasks"],
+                       "custom_ids_paid_twice": paid_twice, "deliberate_reasks": led["resent_after_success"],
+                       "resent_after_ok": led["resent_after_ok"], "resent": led["resent"],
                        "double_submissions": double})
     if extra:
         c.violations.append(f"provider created {created} batches, ledger holds {led['openai']}/{led['anthropic']}")
@@ -131,9 +161,11 @@ def check_batches(sim_stats: dict[str, Any], ledger_path: Path, round1_expected:
         c.violations.append(f"{dup_ids} batch ids appear in two ledger entries")
     if led["round1"] != round1_expected:
         c.violations.append(f"{led['round1']} round-1 batches, fault-free run had {round1_expected}")
+    if led["resent_after_ok"]:
+        c.violations.append(f"{led['resent_after_ok']} custom_ids re-sent after a usable answer")
     if unexplained:
-        c.violations.append(f"{paid_twice} custom_ids paid twice, only {led['reasks']} were deliberate "
-                            f"re-asks of unparseable replies")
+        c.violations.append(f"simulator saw {paid_twice} custom_ids paid twice, the ledger explains "
+                            f"{led['resent_after_success']} (re-asks of unparseable replies)")
     return c
 
 
@@ -163,6 +195,22 @@ def check_s3_manifests(client: Any, bucket: str) -> Check:
             c.violations.append(f"s3://{bucket}/{prefix}manifest.json is partial: {bad[:5]}")
         else:
             c.numbers["complete"] += 1
+    return c
+
+
+def check_published_is_local(client: Any, bucket: str, run_dir: Path) -> Check:
+    """The manifest in S3 is byte-identical to the run folder's, so (with ``check_s3_manifests``)
+    the published files ARE the local dataset the other checks read."""
+    c = Check()
+    keys = [k for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for k in (o["Key"] for o in page.get("Contents", []))
+            if k.endswith(f"/{run_dir.name}/manifest.json")]
+    if len(keys) != 1:
+        c.violations.append(f"expected one published manifest for {run_dir.name}, found {keys}")
+        return c
+    body = client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    if body != (run_dir / "manifest.json").read_bytes():
+        c.violations.append(f"s3://{bucket}/{keys[0]} differs from {run_dir / 'manifest.json'}")
     return c
 
 

@@ -161,6 +161,7 @@ def run_suite(quick: bool = False, workdir: Path | None = None, prefect_api_url:
                         stats, run_dir.parent.parent / "_store" / "batches" / "ledger.json",
                         ref_batches["round1"]),
                     "s3": invariants.check_s3_manifests(s3.client(), bucket),
+                    "published": invariants.check_published_is_local(s3.client(), bucket, run_dir),
                     "reference": invariants.compare_with_reference(run_dir, ref_dir),
                     "verdicts": invariants.check_verdicts(run_dir, specs, hostile),
                 }

@@ -139,6 +139,10 @@ class FaultyProxy:
             await self._runner.cleanup()
         await self._session.close()
 
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.counters[key] += 1
+
     def _draw(self, method: str) -> str | None:
         with self._lock:
             self.counters[method] += 1
@@ -172,7 +176,11 @@ class FaultyProxy:
         transport.abort()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()  # whole body first: a reset "during upload" follows the upload
+        try:
+            body = await request.read()  # whole body first: a reset "during upload" follows it
+        except ConnectionError:  # the client died mid-request (the suite SIGKILLs builds)
+            self._count("client_gone")
+            return web.Response(status=499)
         fault = self._draw(request.method)
         if fault == "fault_503":
             return web.Response(status=503, body=_SLOWDOWN, content_type="application/xml",

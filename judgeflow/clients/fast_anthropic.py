@@ -6,21 +6,11 @@ the top-level ``system`` field and the reply text is the concatenation of its te
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import aiohttp
-import orjson
 
-from judgeflow.clients.base import (
-    Completion,
-    PermanentError,
-    TimeoutError,
-    TransientError,
-    error_for_status,
-    redact,
-)
-from judgeflow.clients.fast_openai import error_message
+from judgeflow.clients.base import Completion
+from judgeflow.clients.pooled import PooledJSONTransport
 from judgeflow.specs import Sampling
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -61,8 +51,10 @@ def parse_anthropic_reply(data: dict[str, Any]) -> Completion:
     )
 
 
-class FastAnthropicClient:
+class FastAnthropicClient(PooledJSONTransport):
     """``JudgeClient`` for Anthropic's Messages API over one pooled ``aiohttp.ClientSession``."""
+
+    request_id_header = "request-id"
 
     def __init__(
         self,
@@ -75,27 +67,14 @@ class FastAnthropicClient:
     ) -> None:
         self.model = model
         self.base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
-        self.url = f"{self.base_url}/v1/messages"
-        self.concurrency = concurrency
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._api_key = api_key
-        self._headers = {"Content-Type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:
-            self._headers["x-api-key"] = api_key
-        self._session: aiohttp.ClientSession | None = None
+            headers["x-api-key"] = api_key
+        super().__init__(url=f"{self.base_url}/v1/messages", headers=headers, api_key=api_key,
+                         concurrency=concurrency, timeout_s=timeout_s)
 
     def __repr__(self) -> str:  # never show the key
         return f"FastAnthropicClient(model={self.model!r}, base_url={self.base_url!r})"
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.concurrency, limit_per_host=self.concurrency, keepalive_timeout=60
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, timeout=self.timeout
-            )
-        return self._session
 
     async def complete(
         self,
@@ -105,30 +84,8 @@ class FastAnthropicClient:
         sampling: Sampling,
         response_format: dict[str, Any] | None = None,  # noqa: ARG002 - not supported here
     ) -> Completion:
-        body = orjson.dumps(anthropic_body(self.model, system, user, sampling))
-        session = self._get_session()
-        try:
-            async with session.post(self.url, data=body) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    raise error_for_status(resp.status, error_message(raw), resp.headers, secret=self._api_key)
-                header_id = resp.headers.get("request-id")
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise TimeoutError(f"no reply within {self.timeout.total:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise TransientError(redact(f"connection error: {type(exc).__name__}: {exc}", self._api_key)) from None
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise TransientError("reply is not JSON") from None
-        if not isinstance(data, dict):
-            raise PermanentError("reply is not a JSON object")
+        data, header_id = await self.post_json(anthropic_body(self.model, system, user, sampling))
         completion = parse_anthropic_reply(data)
         if header_id:
             completion.request_id = header_id
         return completion
-
-    async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None

@@ -12,24 +12,14 @@ api.openai.com gets ``max_completion_tokens`` and no unknown fields (it rejects 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import aiohttp
-import orjson
 
-from judgeflow.clients.base import (
-    Completion,
-    PermanentError,
-    TimeoutError,
-    TransientError,
-    error_for_status,
-    redact,
-)
+from judgeflow.clients.base import Completion
+from judgeflow.clients.pooled import PooledJSONTransport
 from judgeflow.specs import Sampling
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-_JSON = {"Content-Type": "application/json"}
 
 
 def openai_body(
@@ -82,27 +72,13 @@ def parse_openai_reply(data: dict[str, Any]) -> Completion:
     )
 
 
-def error_message(raw: bytes) -> str:
-    """The provider's error message from an error body, or the start of the raw body."""
-    try:
-        data = orjson.loads(raw)
-        err = data.get("error")
-        if isinstance(err, dict):
-            inner = err.get("error") if isinstance(err.get("error"), dict) else err  # anthropic nests
-            return str(inner.get("message") or inner.get("type") or err)
-        if isinstance(err, str):
-            return err
-        return str(data.get("message") or data)[:300]
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return raw[:300].decode("utf-8", "replace")
-
-
-class FastOpenAIClient:
+class FastOpenAIClient(PooledJSONTransport):
     """``JudgeClient`` over one pooled ``aiohttp.ClientSession`` (connector limit = concurrency).
 
-    The session is created lazily inside the running event loop and reused for every request,
-    so connections stay alive between requests. ``vllm_extras`` adds vLLM's sampling fields.
+    ``vllm_extras`` adds vLLM's sampling fields (OpenAI-compatible servers).
     """
+
+    request_id_header = "x-request-id"
 
     def __init__(
         self,
@@ -116,30 +92,13 @@ class FastOpenAIClient:
     ) -> None:
         self.model = model
         self.base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
-        self.url = f"{self.base_url}/chat/completions"
-        self.concurrency = concurrency
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.vllm_extras = vllm_extras
-        self._api_key = api_key
-        self._headers = dict(_JSON)
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._session: aiohttp.ClientSession | None = None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(url=f"{self.base_url}/chat/completions", headers=headers, api_key=api_key,
+                         concurrency=concurrency, timeout_s=timeout_s)
 
     def __repr__(self) -> str:  # never show the key
         return f"FastOpenAIClient(model={self.model!r}, base_url={self.base_url!r})"
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.concurrency, limit_per_host=self.concurrency, keepalive_timeout=60,
-                ttl_dns_cache=300,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, timeout=self.timeout,
-                json_serialize=lambda o: orjson.dumps(o).decode(),
-            )
-        return self._session
 
     async def complete(
         self,
@@ -149,32 +108,10 @@ class FastOpenAIClient:
         sampling: Sampling,
         response_format: dict[str, Any] | None = None,
     ) -> Completion:
-        body = orjson.dumps(
+        data, header_id = await self.post_json(
             openai_body(self.model, system, user, sampling, response_format, vllm_extras=self.vllm_extras)
         )
-        session = self._get_session()
-        try:
-            async with session.post(self.url, data=body) as resp:
-                raw = await resp.read()
-                if resp.status != 200:
-                    raise error_for_status(resp.status, error_message(raw), resp.headers, secret=self._api_key)
-                header_id = resp.headers.get("x-request-id")
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise TimeoutError(f"no reply within {self.timeout.total:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise TransientError(redact(f"connection error: {type(exc).__name__}: {exc}", self._api_key)) from None
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise TransientError("reply is not JSON") from None
-        if not isinstance(data, dict):
-            raise PermanentError("reply is not a JSON object")
         completion = parse_openai_reply(data)
         if header_id:
             completion.request_id = header_id
         return completion
-
-    async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None

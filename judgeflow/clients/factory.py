@@ -13,8 +13,6 @@ from judgeflow.clients.base import JudgeClient, PermanentError
 from judgeflow.clients.fast_anthropic import FastAnthropicClient
 from judgeflow.clients.fast_openai import FastOpenAIClient
 from judgeflow.clients.resilient import ResilientClient
-from judgeflow.clients.sdk_anthropic import SDKAnthropicClient
-from judgeflow.clients.sdk_openai import SDKOpenAIClient
 from judgeflow.specs import JudgeSpec
 
 DEFAULT_KEY_ENV = {
@@ -45,6 +43,8 @@ def make_transport(spec: JudgeSpec, api_key: str | None = None) -> JudgeClient:
     key = resolve_api_key(spec, api_key)
     if spec.provider == "anthropic":
         if spec.transport == "sdk":
+            from judgeflow.clients.sdk_anthropic import SDKAnthropicClient  # imports the SDK: lazily
+
             return SDKAnthropicClient(model=spec.model, api_key=key, base_url=spec.base_url, timeout_s=spec.timeout_s)
         return FastAnthropicClient(
             model=spec.model, api_key=key, base_url=spec.base_url,
@@ -55,6 +55,8 @@ def make_transport(spec: JudgeSpec, api_key: str | None = None) -> JudgeClient:
         if spec.provider != "openai" and spec.base_url is None:
             raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} needs base_url")
         if spec.transport == "sdk":
+            from judgeflow.clients.sdk_openai import SDKOpenAIClient  # imports the SDK: lazily
+
             return SDKOpenAIClient(
                 model=spec.model, api_key=key, base_url=spec.base_url,
                 timeout_s=spec.timeout_s, vllm_extras=vllm_extras,

@@ -30,9 +30,7 @@ from typing import Any
 
 import orjson
 from prefect import task
-from prefect.client.schemas.objects import TaskRun
 from prefect.logging import get_run_logger
-from prefect.states import State
 
 from judgeflow.gpu.chunks import chunk_prefix, load_chunk, require_model, scan_table
 from judgeflow.gpu.vllm_runner import (
@@ -44,6 +42,7 @@ from judgeflow.gpu.vllm_runner import (
 )
 from judgeflow.judging.records import JudgmentSink
 from judgeflow.specs import JudgeSpec
+from tasks.retries import retry_on_infrastructure
 
 __all__ = [
     "ENGINE_FACTORY_ENV", "VLLM_PYTHON_ENV", "chunk_prefix", "judge_chunk_pairrm",
@@ -52,21 +51,10 @@ __all__ = [
 ]
 
 VLLM_PYTHON_ENV = "JUDGEFLOW_VLLM_PYTHON"
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError, ConnectionError)
 
 _CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 
-
-def _retry_on_infrastructure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a chunk only when it died of an infrastructure error, not of bad input or a bug."""
-    try:
-        state.result(raise_on_failure=True)
-    except INFRASTRUCTURE_ERRORS:
-        return True
-    except BaseException:  # noqa: BLE001 - anything else is a bug or bad input: do not retry
-        return False
-    return False
 
 
 def _cached(key: Any, build: Any) -> Any:
@@ -102,7 +90,7 @@ def pairrm_model(model: str, options: dict[str, Any] | None) -> Any:
     task_run_name="prometheus-vllm-{offset}",
     retries=1,
     retry_delay_seconds=30,
-    retry_condition_fn=_retry_on_infrastructure,
+    retry_condition_fn=retry_on_infrastructure,
 )
 def judge_chunk_prometheus_vllm(
     spec: dict[str, Any],
@@ -144,7 +132,7 @@ def judge_chunk_prometheus_vllm(
     task_run_name="pairrm-{offset}",
     retries=1,
     retry_delay_seconds=30,
-    retry_condition_fn=_retry_on_infrastructure,
+    retry_condition_fn=retry_on_infrastructure,
 )
 def judge_chunk_pairrm(
     spec: dict[str, Any],

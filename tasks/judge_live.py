@@ -18,14 +18,13 @@ from typing import Any
 
 import polars as pl
 from prefect import task
-from prefect.client.schemas.objects import TaskRun
 from prefect.logging import get_run_logger
-from prefect.states import State
 
 from judgeflow.cost import Budget
 from judgeflow.judging.live import SlotBlocks, judge_live_sync
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.specs import JudgeSpec
+from tasks.retries import retry_on_infrastructure
 from tasks.secrets import resolve_api_key
 
 #: Global concurrency limits (created by infra/setup_pools.py) that keep every flow run together
@@ -48,18 +47,7 @@ def provider_slots(spec: JudgeSpec) -> SlotBlocks | None:
 
     return SlotBlocks(lambda n: rate_limit(name, occupy=n, strict=False), block=SLOT_BLOCK)
 
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (OSError, MemoryError, ConnectionError)
 
-
-def _retry_on_infrastructure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry only when the task died of an infrastructure error (not a bad spec or bad input)."""
-    try:
-        state.result(raise_on_failure=True)
-    except INFRASTRUCTURE_ERRORS:
-        return True
-    except BaseException:  # noqa: BLE001 - anything else is a bug or bad input: do not retry
-        return False
-    return False
 
 
 def chunk_prefix(spec: JudgeSpec, requests_path: str) -> str:
@@ -83,7 +71,7 @@ def pending_requests(requests: pl.DataFrame, out_dir: str) -> tuple[pl.DataFrame
     retries=2,
     retry_delay_seconds=[10, 60],
     retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_on_infrastructure,
+    retry_condition_fn=retry_on_infrastructure,
 )
 def judge_chunk_live(
     spec: JudgeSpec,

@@ -342,7 +342,7 @@ def test_prefect_task_skips_what_is_already_recorded(clean_sim: Simulator, tmp_p
 def test_task_retries_only_infrastructure_errors() -> None:
     from prefect.states import Failed
 
-    from tasks.judge_live import _retry_on_infrastructure
+    from tasks.retries import retry_on_infrastructure as _retry_on_infrastructure
 
     assert _retry_on_infrastructure(None, None, Failed(data=OSError("disk full"))) is True
     assert _retry_on_infrastructure(None, None, Failed(data=ConnectionResetError())) is True

@@ -129,8 +129,13 @@ def blender_compare(ranker: Any, tokenizer: Any, collator: Any, config: Any, dev
     from llm_blender import Blender
     from llm_blender.blender.config import BlenderConfig
 
-    logging.getLogger().setLevel(logging.ERROR)  # Blender() warns that no ranker was given
-    blender = Blender(BlenderConfig(device=device, use_tqdm=False))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # Blender() warns that no ranker was given
+    try:
+        blender = Blender(BlenderConfig(device=device, use_tqdm=False))
+    finally:
+        root.setLevel(level)  # never leave the process's logging changed
     config.device = device
     blender.ranker_config = config
     model = copy.deepcopy(ranker)

@@ -222,6 +222,7 @@ def test_budget_cap_stops_new_sends_and_keeps_results(clean_sim: Simulator, tmp_
     # Attach caplog to the module's logger itself: Prefect's logging setup (earlier tests in the
     # session) may stop propagation to the root logger caplog listens on.
     live_logger = logging.getLogger("judgeflow.judging.live")
+    caplog.set_level(logging.WARNING, logger=live_logger.name)
     live_logger.addHandler(caplog.handler)
     try:
         stats, requests, judged = run_live(spec, rows, tmp_path, budget=budget)

@@ -9,6 +9,7 @@ pass itself off as part of the prompt, and so the project's provider simulator c
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 PAIRWISE_SYSTEM_PROMPT = (
@@ -75,6 +76,21 @@ PAIRWISE_JSON_SCHEMA: dict[str, Any] = {
 
 # OpenAI Chat Completions ``response_format`` (also accepted by vLLM's OpenAI-compatible server).
 RESPONSE_FORMAT: dict[str, Any] = {"type": "json_schema", "json_schema": PAIRWISE_JSON_SCHEMA}
+
+
+_DELIMITER = re.compile(r"<(/?)(instruction|reference|response_a|response_b)>", re.IGNORECASE)
+
+
+def neutralize_delimiters(text: str) -> str:
+    """Defuse the prompt's own section tags inside a candidate (or instruction) text.
+
+    A candidate that writes ``</response_a><response_b>`` could otherwise pose as the other
+    candidate to the judge. The tag is kept readable but no longer matches: ``<response_b>``
+    becomes ``<​response_b>`` (a zero-width space after the bracket).
+    """
+    if "<" not in text:
+        return text
+    return _DELIMITER.sub(lambda m: f"<{m.group(1)}\u200b{m.group(2)}>", text)
 
 
 def criteria_line(rubric_first_line: str) -> str:

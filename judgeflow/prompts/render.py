@@ -125,10 +125,13 @@ def _compile_pairwise(spec: JudgeSpec, fmt: str) -> CompiledPrompt:
     with_ref = pairwise.PAIRWISE_PROMPT_WITH_REFERENCE.format
     without_ref = pairwise.PAIRWISE_PROMPT.format
 
+    safe = pairwise.neutralize_delimiters
+
     def formatter(instruction: str, a: str, b: str | None, ref: str | None) -> str:
+        instruction, a, b = safe(instruction), safe(a), safe(b or "")
         if ref is None:
             return without_ref(criteria=criteria, instruction=instruction, response_a=a, response_b=b)
-        return with_ref(criteria=criteria, instruction=instruction, response_a=a, response_b=b, reference=ref)
+        return with_ref(criteria=criteria, instruction=instruction, response_a=a, response_b=b, reference=safe(ref))
 
     system = _system(spec, pairwise.PAIRWISE_SYSTEM_PROMPT)
     texts = [

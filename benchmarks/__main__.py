@@ -48,6 +48,7 @@ class Sizes:
     repeats: int
     live_repeats: int
     live_rows: int
+    live_concurrency: tuple[str, ...]
     peer_rows: int
     peer_concurrency: int
     batch_requests: int
@@ -59,11 +60,11 @@ class Sizes:
 
     @classmethod
     def full(cls, repeats: int, live_repeats: int) -> Sizes:
-        return cls(repeats, live_repeats, 20_000, 2_000, 256, 200_000, 1, 1_000_000, 10_000, 100, 5_000)
+        return cls(repeats, live_repeats, 20_000, ("64", "256", "512"), 2_000, 256, 200_000, 1, 1_000_000, 10_000, 100, 5_000)
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(1, 1, 1_000, 300, 64, 5_000, 1, 50_000, 600, 50, 400)
+        return cls(1, 1, 1_000, ("64", "256"), 300, 64, 5_000, 1, 50_000, 600, 50, 400)
 
 
 @dataclass
@@ -265,7 +266,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Outcome]:
     r = str(sizes.repeats)
     commands: dict[str, list[str]] = {
         "live": python_module("benchmarks.live_judging", "--rows", str(sizes.live_rows),
-                              "--repeats", str(sizes.live_repeats)),
+                              "--repeats", str(sizes.live_repeats), "--concurrency", *sizes.live_concurrency),
         "peers": python_module("benchmarks.peers", "--rows", str(sizes.peer_rows), "--concurrency",
                                str(sizes.peer_concurrency), "--repeats", r, *([] if args.no_peer_setup else ["--setup"])),
         "batch": python_module("benchmarks.batch_path", "--requests", str(sizes.batch_requests),
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (medians); --quick uses 1")
     parser.add_argument("--live-repeats", type=int, default=1,
                         help="runs per live-judging figure: each is 20,000 rows, and 8 of them take about 7 "
-                             "minutes on 2 cores, so the default is 1 (3 makes the full run about 25 minutes)")
+                             "minutes on 2 cores, so the default is 1 (3 makes the full run about 30 minutes)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS)
     parser.add_argument("--skip", nargs="+", choices=BENCHMARKS)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md", help="the report to write")

@@ -142,7 +142,7 @@ def test_orchestration_smoke(orchestration_result: dict[str, Any]) -> None:
     by_name = r["task_runs_by_name"]
     chunk_tasks = [k for k in by_name if k.startswith("judge-live")]
     assert chunk_tasks and sum(by_name[k] for k in chunk_tasks) == 3
-    assert r["task_runs"] - r["task_runs_small"] == 2 and r["flow_runs"] >= 2
+    assert r["task_runs"] - r["task_runs_small"] == 2 and r["flow_runs"] >= 1
     assert r["flow_counts"]["rows_judged"] == r["direct_counts"]["rows_judged"] == 60
     assert r["flow_counts"]["pairs"] == r["direct_counts"]["pairs"]
     assert _positive(r["flow_s"]) and _positive(r["direct_s"]) and isinstance(r["pass"]["overhead"], bool)

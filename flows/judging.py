@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.deployments import run_deployment
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, wait
@@ -77,9 +77,13 @@ def _await_live(futures: list[PrefectFuture[Any]], plan: dict[str, Any], specs: 
     return [f.result() for f in futures]  # .result() so a failed chunk fails the flow
 
 
-@flow(name="judge-rows")
 def judge_rows(config: BuildConfig, plan: dict[str, Any], paths: RunPaths) -> dict[str, Any]:
-    """Send every pending request to its judge; results go to the judgment store."""
+    """Send every pending request to its judge; results go to the judgment store.
+
+    A plain function called from the build flow, not a subflow: its work is already one task per
+    chunk or batch, and a subflow run would only add a flow run's fixed cost (about a second here)
+    without showing anything the task runs do not.
+    """
     logger = get_run_logger()
     store = JudgmentStore.at(paths.store_dir)
     budget = _remaining_budget(config, 0.0)

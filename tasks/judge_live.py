@@ -22,7 +22,7 @@ from prefect.logging import get_run_logger
 
 from judgeflow.cost import Budget
 from judgeflow.judging.live import SlotBlocks, judge_live_sync
-from judgeflow.judging.records import JudgmentSink, read_judgments
+from judgeflow.judging.records import JudgmentSink
 from judgeflow.specs import JudgeSpec
 from tasks.retries import retry_on_infrastructure
 from tasks.secrets import resolve_api_key
@@ -50,19 +50,41 @@ def provider_slots(spec: JudgeSpec) -> SlotBlocks | None:
 
 
 
+def run_tag(requests_path: str) -> str:
+    """Tag shared by every chunk file of one build run (their common folder, hashed)."""
+    folder = Path(requests_path).resolve().parent.parent
+    return hashlib.sha1(str(folder).encode()).hexdigest()[:10]
+
+
 def chunk_prefix(spec: JudgeSpec, requests_path: str) -> str:
-    """Part-file prefix unique to (judge, chunk) so parallel chunks never share part numbers."""
-    digest = hashlib.sha1(str(Path(requests_path).resolve()).encode()).hexdigest()[:10]
-    return f"live-{spec.name}-{digest}"
+    """Part-file prefix ``live-{run tag}-{judge}-{chunk}``: unique per (run, judge, chunk), so
+    parallel chunks never share part numbers and a run finds its own parts by the run tag."""
+    return f"live-{run_tag(requests_path)}-{spec.name}-{Path(requests_path).stem}"
 
 
-def pending_requests(requests: pl.DataFrame, out_dir: str) -> tuple[pl.DataFrame, float]:
-    """(requests not yet recorded in ``out_dir``, dollars already spent there)."""
-    done = read_judgments(out_dir).select("request_id", "cost_usd").collect()
-    spent = float(done["cost_usd"].sum() or 0.0)
-    if done.height == 0:
+def _parts(paths: list[Path]) -> pl.DataFrame:
+    if not paths:
+        return pl.DataFrame(schema={"request_id": pl.String, "cost_usd": pl.Float64})
+    return pl.scan_parquet(paths).select("request_id", "cost_usd").collect()
+
+
+def pending_requests(requests: pl.DataFrame, out_dir: str, requests_path: str) -> tuple[pl.DataFrame, float]:
+    """(requests this run has not recorded yet in ``out_dir``, dollars this run spent so far).
+
+    Only this run's part files are read (found by their run tag), never the whole judgment
+    store: the plan step already removed what earlier runs answered, and a store of millions of
+    judgments must not be re-read by every chunk. The spend adds up this run's live parts of
+    every judge in the store, so ``budget_usd`` caps the build, not each judge.
+    """
+    tag = run_tag(requests_path)
+    out = Path(out_dir)
+    mine = _parts(sorted(out.glob(f"live-{tag}-*.parquet")))
+    store_judgments = out.parent.parent
+    every_judge = _parts(sorted(store_judgments.glob(f"*/*/live-{tag}-*.parquet")) or sorted(out.glob(f"live-{tag}-*.parquet")))
+    spent = float(every_judge["cost_usd"].sum() or 0.0)
+    if mine.height == 0:
         return requests, spent
-    return requests.join(done.select("request_id"), on="request_id", how="anti"), spent
+    return requests.join(mine.select("request_id"), on="request_id", how="anti"), spent
 
 
 @task(
@@ -82,14 +104,15 @@ def judge_chunk_live(
 ) -> dict[str, Any]:
     """Judge the requests in ``requests_path`` (rows in ``rows_path``) into ``out_dir``.
 
-    ``budget_cap_usd`` caps what the judgments in ``out_dir`` cost in all, this chunk's and the
-    ones already there (earlier chunks, an earlier try of this one): sequential chunks of a judge
-    that share ``out_dir`` therefore share the cap. Returns ``LiveStats.as_dict()`` plus
+    ``budget_cap_usd`` caps what this build run's live judgments cost in all (this chunk's, its
+    earlier tries', and every earlier chunk of every judge of the run): chunks run after one
+    another therefore share the cap; judges running at the same time see each other's spending
+    at chunk start, so the overshoot is bounded by one chunk per concurrent judge. Returns ``LiveStats.as_dict()`` plus
     ``skipped`` (requests already recorded) and ``out_dir``.
     """
     logger = get_run_logger()
     requests = pl.read_parquet(requests_path)
-    todo, spent_before = pending_requests(requests, out_dir)
+    todo, spent_before = pending_requests(requests, out_dir, requests_path)
     skipped = requests.height - todo.height
     if skipped:
         logger.info("judge %r: %d of %d requests already recorded, skipping them", spec.name, skipped, requests.height)

@@ -60,7 +60,7 @@ class Sizes:
 
     @classmethod
     def full(cls, repeats: int, live_repeats: int) -> Sizes:
-        return cls(repeats, live_repeats, 20_000, ("64", "256", "512"), 2_000, 256, 200_000, 1, 1_000_000, 10_000, 100, 5_000)
+        return cls(repeats, live_repeats, 20_000, ("64", "256", "512"), 2_000, 256, 200_000, 1, 1_000_000, 50_000, 100, 10_000)
 
     @classmethod
     def quick(cls) -> Sizes:

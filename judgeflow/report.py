@@ -109,9 +109,13 @@ def _win_rate_chart(rates: pl.DataFrame) -> str:
     return _svg(fig)
 
 
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _table(data: Mapping[str, Any]) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in data.items()
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_cell(v))}</td></tr>" for k, v in data.items()
     )
     return f"<table>{rows}</table>"
 

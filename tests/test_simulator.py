@@ -13,90 +13,14 @@ import pytest
 from judgeflow.simulator import Simulator, SimulatorConfig, custom_score, expected_preference, expected_score
 from judgeflow.simulator import judge
 
-# The official Prometheus 2 templates (prometheus-eval, libs/prometheus-eval/prometheus_eval/prompts.py).
-ABSOLUTE_PROMPT = """###Task Description:
-An instruction (might include an Input inside it), a response to evaluate, a reference answer that gets a score of 5, and a score rubric representing a evaluation criteria are given.
-1. Write a detailed feedback that assess the quality of the response strictly based on the given score rubric, not evaluating in general.
-2. After writing a feedback, write a score that is an integer between 1 and 5. You should refer to the score rubric.
-3. The output format should look as follows: "(write a feedback for criteria) [RESULT] (an integer number between 1 and 5)"
-4. Please do not generate any other opening, closing, and explanations.
-
-###The instruction to evaluate:
-{instruction}
-
-###Response to evaluate:
-{response}
-
-###Reference Answer (Score 5):
-{reference_answer}
-
-###Score Rubrics:
-{rubric}
-
-###Feedback: """
-
-ABSOLUTE_PROMPT_WO_REF = """###Task Description:
-An instruction (might include an Input inside it), a response to evaluate, and a score rubric representing a evaluation criteria are given.
-1. Write a detailed feedback that assess the quality of the response strictly based on the given score rubric, not evaluating in general.
-2. After writing a feedback, write a score that is an integer between 1 and 5. You should refer to the score rubric.
-3. The output format should look as follows: "(write a feedback for criteria) [RESULT] (an integer number between 1 and 5)"
-4. Please do not generate any other opening, closing, and explanations.
-
-###The instruction to evaluate:
-{instruction}
-
-###Response to evaluate:
-{response}
-
-###Score Rubrics:
-{rubric}
-
-###Feedback: """
-
-RELATIVE_PROMPT = """###Task Description:
-An instruction (might include an Input inside it), a response to evaluate, a reference answer, and a score rubric representing a evaluation criteria are given.
-1. Write a detailed feedback that assess the quality of two responses strictly based on the given score rubric, not evaluating in general.
-2. After writing a feedback, choose a better response between Response A and Response B. You should refer to the score rubric.
-3. The output format should look as follows: "(write a feedback for criteria) [RESULT] (A or B)"
-4. Please do not generate any other opening, closing, and explanations.
-
-###Instruction:
-{instruction}
-
-###Response A:
-{response_A}
-
-###Response B:
-{response_B}
-
-###Reference Answer:
-{reference_answer}
-
-###Score Rubric:
-{rubric}
-
-###Feedback: """
-
-RELATIVE_PROMPT_WO_REF = """###Task Description:
-An instruction (might include an Input inside it), a response to evaluate, and a score rubric representing a evaluation criteria are given.
-1. Write a detailed feedback that assess the quality of two responses strictly based on the given score rubric, not evaluating in general.
-2. After writing a feedback, choose a better response between Response A and Response B. You should refer to the score rubric.
-3. The output format should look as follows: "(write a feedback for criteria) [RESULT] (A or B)"
-4. Please do not generate any other opening, closing, and explanations.
-
-###Instruction:
-{instruction}
-
-###Response A:
-{response_A}
-
-###Response B:
-{response_B}
-
-###Score Rubric:
-{rubric}
-
-###Feedback: """
+# The official Prometheus 2 templates, as judgeflow ships them (byte-identical to prometheus-eval's:
+# tests/test_prompts.py checks them against golden files that prometheus-eval itself rendered).
+from judgeflow.prompts.prometheus import (  # noqa: E402
+    ABSOLUTE_PROMPT,
+    ABSOLUTE_PROMPT_WO_REF,
+    RELATIVE_PROMPT,
+    RELATIVE_PROMPT_WO_REF,
+)
 
 RUBRIC = "[Is the response helpful?]\nScore 1: Not at all.\nScore 2: Barely.\nScore 3: Somewhat.\nScore 4: Mostly.\nScore 5: Fully."
 HOSTILE = (

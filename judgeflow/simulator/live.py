@@ -124,6 +124,17 @@ async def _fault_or_none(
     )
 
 
+def _reply_text(state: SimState, body: dict[str, Any], prompt: str, json_mode: bool, u_unparse: float) -> str:
+    """What the model says: a generated candidate, or the judge's verdict (or, by the
+    ``rate_unparseable`` fault, a reply with no verdict in it)."""
+    if wire.is_generation(body):
+        return judge.generate(prompt)
+    unparseable = u_unparse < state.config.rate_unparseable
+    if unparseable:
+        state.faults["unparseable"] += 1
+    return wire.judge_text(state, prompt, json_mode, unparseable)
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     """OpenAI ``POST /v1/chat/completions`` (non-streaming)."""
     state = request.app[STATE_KEY]
@@ -153,13 +164,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if error is not None:
         return error
     prompt, chars = wire.prompt_of(body["messages"])
-    unparseable = u_unparse < state.config.rate_unparseable
-    if unparseable:
-        state.faults["unparseable"] += 1
-    if wire.is_generation(body):
-        text = judge.generate(prompt)
-    else:
-        text = wire.judge_text(state, prompt, wire.wants_json(body), unparseable)
+    text = _reply_text(state, body, prompt, wire.wants_json(body), u_unparse)
     reply = wire.chat_completion(state, body, text, chars)
     state.record_success(key)
     return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))
@@ -192,10 +197,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if error is not None:
         return error
     prompt, chars = wire.prompt_of(body["messages"])
-    unparseable = u_unparse < state.config.rate_unparseable
-    if unparseable:
-        state.faults["unparseable"] += 1
-    text = judge.generate(prompt) if wire.is_generation(body) else wire.judge_text(state, prompt, False, unparseable)
+    text = _reply_text(state, body, prompt, False, u_unparse)
     reply = wire.anthropic_message(state, body, text, wire.anthropic_prompt_chars(body, chars))
     state.record_success(key)
     return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))

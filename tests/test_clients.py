@@ -7,7 +7,6 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,25 +27,16 @@ from judgeflow.clients import (
 )
 from judgeflow.clients.base import parse_retry_after, redact
 from judgeflow.prompts import render
-from judgeflow.simulator import Simulator, SimulatorConfig, expected_score
+from judgeflow.simulator import Simulator, expected_score
 from judgeflow.specs import JudgeSpec, Sampling
+from tests.fixtures.simulator import clean_simulator
 
 SECRET = "sk-test-SECRETKEY-0123456789"
-CLEAN = dict(rate_429=0.0, rate_500=0.0, rate_529=0.0, rate_timeout=0.0, rate_unparseable=0.0,
-             require_api_key=None, latency_ms=0.0, retry_after_s=0.2)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(SimulatorConfig()) as server:
-        yield server
 
 
 @pytest.fixture
-def clean_sim(sim: Simulator) -> Simulator:
-    sim.configure(**CLEAN)
-    sim.reset_stats()
-    return sim
+def clean_sim(module_simulator: Simulator) -> Simulator:
+    return clean_simulator(module_simulator, retry_after_s=0.2)
 
 
 def _prompt(response: str) -> tuple[str | None, str]:

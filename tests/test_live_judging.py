@@ -12,7 +12,6 @@ import logging
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -23,26 +22,17 @@ from judgeflow.cost import Budget, cost_of
 from judgeflow.judging.live import LiveStats, judge_live, judge_live_sync
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.schemas import content_hash
-from judgeflow.simulator import Simulator, SimulatorConfig, expected_preference, expected_score
+from judgeflow.simulator import Simulator, expected_preference, expected_score
 from judgeflow.simulator.judge import UNPARSEABLE_TEXT
 from judgeflow.specs import JudgeSpec, expand_requests
+from tests.fixtures.simulator import clean_simulator
 
 KEY = "sk-live-test-KEY-9876543210"
-CLEAN = dict(rate_429=0.0, rate_500=0.0, rate_529=0.0, rate_timeout=0.0, rate_unparseable=0.0,
-             require_api_key=None, latency_ms=0.0, retry_after_s=0.05)
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Simulator]:
-    with Simulator(SimulatorConfig()) as server:
-        yield server
 
 
 @pytest.fixture
-def clean_sim(sim: Simulator) -> Simulator:
-    sim.configure(**CLEAN)
-    sim.reset_stats()
-    return sim
+def clean_sim(module_simulator: Simulator) -> Simulator:
+    return clean_simulator(module_simulator, retry_after_s=0.05)
 
 
 def make_rows(n: int, tag: str = "") -> pl.DataFrame:

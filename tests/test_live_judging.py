@@ -175,7 +175,8 @@ def test_timeouts_are_retried(clean_sim: Simulator, tmp_path: Path) -> None:
     spec = JudgeSpec(name="t", kind="absolute", base_url=clean_sim.openai_base_url, timeout_s=0.3, max_retries=10)
     stats, requests, judged = run_live(spec, rows, tmp_path)
     assert stats.ok == requests.height
-    assert clean_sim.stats()["faults"]["timeout"] == stats.transport_retries > 0
+    # every injected timeout was retried; on a loaded box a slow ordinary reply can time out too
+    assert stats.transport_retries >= clean_sim.stats()["faults"]["timeout"] > 0
 
 
 def test_timeouts_exhausting_retries_fail_with_reason(clean_sim: Simulator, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.reliability import crashes, invariants, scenario, secrets_scan, services
+from benchmarks.reliability.attacks import AttackContext, run_attacks
 from judgeflow.config import dump_config
 
 JUDGEFLOW_BIN = Path(sys.executable).with_name("judgeflow")
@@ -186,7 +187,22 @@ def run_suite(quick: bool = False, workdir: Path | None = None, prefect_api_url:
                 for key in ("fault_503", "fault_reset", "fault_reset_after"):
                     faults[f"s3_{key}"] += after.get(key, 0) - s3_before.get(key, 0)
 
-        # 3. secrets: logs, files, objects, Prefect logs/artifacts/runs, the server's database
+        # 3. targeted attacks (benchmarks/reliability/attacks): one weakness each
+        say("reliability: targeted attacks ...")
+
+        def attack_context(name: str) -> AttackContext:
+            folder = root / "attacks" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            return AttackContext(root=folder, env=env, s3=s3, quick=quick, say=say)
+
+        attacks = run_attacks(attack_context)
+        for name, result in attacks.items():
+            violations += [f"attack {name}: {v}" for v in result.violations]
+            log_dirs += result.scan_dirs
+            buckets += result.buckets
+            say(f"reliability: attack {name}: tried {result.tried}, {len(result.violations)} violations")
+
+        # 4. secrets: logs, files, objects, Prefect logs/artifacts/runs, the server's database
         say("reliability: scanning for the canary credentials ...")
         canaries = services.CANARIES
         n_files, found = secrets_scan.scan_files([*log_dirs, *(root.glob("*/out")), root / "prefect",
@@ -227,6 +243,8 @@ def run_suite(quick: bool = False, workdir: Path | None = None, prefect_api_url:
         "verdicts_checked": totals["verdicts_checked"],
         "hostile_verdicts_checked": totals["hostile_verdicts_checked"],
         "reference_comparison": comparisons,
+        "attacks": {name: {"tried": r.tried, "violations": len(r.violations), **r.numbers}
+                    for name, r in attacks.items()},
         "scanned": {"files": n_files, "s3_objects": n_objects, **prefect_counts},
         "seconds": round(time.monotonic() - started, 1),
         "workdir": str(root),

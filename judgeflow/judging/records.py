@@ -35,8 +35,14 @@ def judgment_record(
     cost_usd: float = 0.0,
     template_hash: str | None = None,
     spec_hash: str | None = None,
+    status: str | None = None,
 ) -> dict[str, Any]:
     """Build the record for one request. ``error`` set means failed-with-reason, never guessed.
+
+    ``status`` (with ``error``) says what kind of failure it is, see ``FAILURE_STATUSES``:
+    ``failed`` (the judge's own answer is unusable: final), ``error`` (infrastructure: auth,
+    connection, 5xx/429 after retries, timeout: asked again next run) or ``not_sent`` (budget,
+    deadline, cancel: asked again next run). Defaults to ``failed``.
 
     ``request`` carries the keys of ``judgeflow.specs.REQUESTS_SCHEMA``. For pairwise kinds the
     shown order is kept (``verdict`` A/B) and ``preferred`` names the winning candidate index.
@@ -59,7 +65,7 @@ def judgment_record(
         "preferred": preferred,
         "feedback": feedback,
         "raw_output": raw_output,
-        "status": "failed" if failed else "ok",
+        "status": (status or "failed") if failed else "ok",
         "error": error,
         "attempts": attempts,
         "input_tokens": input_tokens,
@@ -70,6 +76,10 @@ def judgment_record(
         "spec_hash": spec_hash or spec.spec_hash(),
         "content_hash": request.get("content_hash"),
     }
+
+
+#: statuses of a record with ``error`` set; only ``failed`` is final (unless ``retry_failed``)
+FAILURE_STATUSES: tuple[str, ...] = ("failed", "error", "not_sent")
 
 
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:

@@ -55,10 +55,31 @@ async def sim_config(request: web.Request) -> web.Response:
     return wire.json_response(new.model_dump())
 
 
+@web.middleware
+async def echo_api_key(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The ``echo_api_key`` mode: quote the presented key in every error message of a reply.
+
+    Applied to whole bodies here, after the handler, so every provider endpoint (live, files,
+    batches, batch results) echoes without knowing about the mode. ``/_sim`` is left alone.
+    """
+    response = await handler(request)
+    state = request.app[STATE_KEY]
+    if not state.config.echo_api_key or request.path.startswith("/_sim"):
+        return response
+    key = live.api_key_of(request, anthropic=True)
+    if not key or not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        return response
+    echoed = wire.echo_key(response.body, key)
+    if echoed != response.body:
+        state.counts["keys_echoed"] += 1
+        response.body = echoed
+    return response
+
+
 def build_app(config: SimulatorConfig) -> web.Application:
     """A fresh simulator application with its own in-memory state."""
     # Large client_max_size: batch input files go up to 200 MB.
-    app = web.Application(client_max_size=256 * 1024 * 1024)
+    app = web.Application(client_max_size=256 * 1024 * 1024, middlewares=[echo_api_key])
     state = SimState(config)
     app[STATE_KEY] = state
     app.router.add_post("/v1/chat/completions", live.chat_completions)

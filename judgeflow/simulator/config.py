@@ -27,6 +27,10 @@ class SimulatorConfig(BaseModel):
     seed: int = 0
     require_api_key: str | None = None
     """When set, requests without this exact key get 401 (otherwise any key is accepted)."""
+    echo_api_key: bool = False
+    """Every error message quotes the API key the client presented, as some gateways do: 401s,
+    429/5xx faults, 200 error replies, batch errors and the error lines of batch results. For
+    proving that a client redacts keys on every path."""
 
     # --- live endpoints (chat completions, messages) -------------------------------------
     latency_ms: float = Field(default=0.0, ge=0.0)
@@ -42,6 +46,8 @@ class SimulatorConfig(BaseModel):
     timeout_hold_s: float = Field(default=5.0, ge=0.0)
     rate_unparseable: Rate = _rate()
     """Reply with judge text that contains no verdict."""
+    rate_200_error: Rate = _rate()
+    """Reply 200 with an error object and no ``choices`` / ``content`` (some gateways do)."""
     retry_after_s: float = Field(default=0.2, ge=0.0, le=1.0)
     """Sent as ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms`` on 429/529."""
     position_bias_rate: Rate = _rate()

@@ -38,7 +38,8 @@ def authorized(state: SimState, request: web.Request, *, anthropic: bool) -> boo
 
 
 def unauthorized(state: SimState, *, anthropic: bool) -> web.Response:
-    """401 in the provider's shape (the key itself is never echoed)."""
+    """401 in the provider's shape (the key is quoted only in the ``echo_api_key`` mode, which
+    the application's middleware applies to every error body)."""
     state.counts["unauthorized"] += 1
     rid = state.next_id("req_")
     if anthropic:
@@ -70,6 +71,11 @@ async def _fault_or_none(
         await asyncio.sleep(delay / 1000.0)
     fault = state.live_fault(u_fault, anthropic=anthropic)
     if fault is None:
+        # Drawn from the unparseable draw's upper range: independent of the other faults and of
+        # ``rate_unparseable`` while the two rates sum to at most 1.
+        if u_unparse >= 1.0 - c.rate_200_error:
+            state.faults["error_200"] += 1
+            return _error_200(state, anthropic=anthropic), key, u_unparse
         return None, key, u_unparse
     rid = state.next_id("req_")
     if fault == "timeout":
@@ -122,6 +128,16 @@ async def _fault_or_none(
         key,
         u_unparse,
     )
+
+
+def _error_200(state: SimState, *, anthropic: bool) -> web.Response:
+    """HTTP 200 whose body is an error, with no ``choices`` / ``content`` (``rate_200_error``)."""
+    rid = state.next_id("req_")
+    if anthropic:
+        body = wire.anthropic_error_body("api_error", "The upstream provider returned an error.", rid)
+    else:
+        body = wire.openai_error_reply_200(rid)
+    return wire.json_response(body, headers=wire.request_headers(rid))
 
 
 def _reply_text(state: SimState, body: dict[str, Any], prompt: str, json_mode: bool, u_unparse: float) -> str:

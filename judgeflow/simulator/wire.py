@@ -72,6 +72,51 @@ def anthropic_error(
     return json_response(anthropic_error_body(type_, message, request_id or None), status=status, headers=headers)
 
 
+#: What the ``echo_api_key`` mode appends to every error message.
+ECHO_PREFIX = " (API key provided: "
+
+
+def _echo_in(obj: Any, key: str, in_error: bool) -> Any:
+    """``obj`` with every ``message`` string inside an ``error``/``errors`` object extended."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if in_error and k == "message" and isinstance(v, str):
+                out[k] = f"{v}{ECHO_PREFIX}{key})"
+            else:
+                out[k] = _echo_in(v, key, in_error or k in ("error", "errors"))
+        return out
+    if isinstance(obj, list):
+        return [_echo_in(v, key, in_error) for v in obj]
+    return obj
+
+
+def echo_key(body: bytes, key: str) -> bytes:
+    """A JSON or JSONL body whose error messages quote ``key`` (the ``echo_api_key`` mode).
+
+    Works on whole bodies so that every endpoint (live, files, batches, batch results) echoes the
+    same way without knowing about the mode; a body that is not JSON is returned unchanged.
+    """
+    try:
+        tail = b"\n" if body.endswith(b"\n") else b""
+        return orjson.dumps(_echo_in(orjson.loads(body), key, False)) + tail
+    except orjson.JSONDecodeError:
+        pass
+    lines = body.split(b"\n")
+    try:
+        out = [orjson.dumps(_echo_in(orjson.loads(line), key, False)) if line.strip() else line
+               for line in lines]
+    except orjson.JSONDecodeError:
+        return body
+    return b"\n".join(out)
+
+
+def openai_error_reply_200(request_id: str) -> dict[str, Any]:
+    """A 200 body holding an error and no ``choices`` (what some OpenAI-compatible gateways send)."""
+    return {"error": {"message": "The upstream provider returned an error.", "type": "upstream_error",
+                      "param": None, "code": "upstream_error"}, "id": request_id}
+
+
 def _text_of(content: Any) -> str:
     """Text of a message ``content`` (a string or a list of content parts)."""
     if isinstance(content, str):
@@ -218,9 +263,11 @@ __all__ = [
     "anthropic_prompt_chars",
     "anthropic_validate",
     "chat_completion",
+    "echo_key",
     "json_response",
     "judge_text",
     "openai_error",
+    "openai_error_reply_200",
     "openai_validate",
     "prompt_of",
     "request_headers",

@@ -19,6 +19,7 @@ import polars as pl
 from prefect import flow, get_run_logger
 
 from judgeflow.config import BuildConfig
+from judgeflow.names import ensure_folder
 from judgeflow.pipeline import derive_run_id, run_paths
 from flows.judging import judge_rows
 from tasks.build import (
@@ -46,8 +47,8 @@ def _build_day() -> date:
 
 
 def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """``output.dir``, created; one clear ``ValueError`` when it is (or runs through) a file."""
+    return ensure_folder(folder, "output.dir")
 
 
 @flow(name="build-preference-dataset", log_prints=False)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from judgeflow.names import check_name
 from judgeflow.specs import JudgeSpec, Sampling
 
 
@@ -68,6 +69,11 @@ class GeneratorSpec(_Strict):
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.7, max_tokens=512))
     concurrency: int = 64
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name(value, "generator name", max_len=48, why="it is used as a judge name")
+
 
 class GenerationConfig(_Strict):
     """Optional stage: fill rows up to ``n_candidates`` responses before judging."""
@@ -118,7 +124,7 @@ class GpuDispatchConfig(_Strict):
 class BuildConfig(_Strict):
     """Everything one preference-dataset build needs."""
 
-    dataset: str = Field(default="preferences", pattern=r"^[A-Za-z0-9_.-]+$")
+    dataset: str = Field(default="preferences", description="Folder and key part of every run.")
     input: InputConfig
     judges: list[JudgeSpec] = Field(min_length=1)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
@@ -130,6 +136,12 @@ class BuildConfig(_Strict):
     chunk_size: int = Field(default=5_000, ge=1, description="Requests per Prefect task.")
     cache: bool = Field(default=True, description="Reuse judgments already in the output store.")
     run_id: str | None = Field(default=None, description="Defaults to a hash of the config and input.")
+
+    @field_validator("dataset", "run_id")
+    @classmethod
+    def _safe_path_part(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Both become a folder under ``output.dir`` and a part of the published keys."""
+        return value if value is None else check_name(value, str(info.field_name))
 
     @field_validator("judges")
     @classmethod

@@ -16,6 +16,7 @@ import orjson
 import polars as pl
 
 from judgeflow.config import BuildConfig
+from judgeflow.names import check_name, ensure_folder
 from judgeflow.specs import JudgeSpec, expand_requests
 from judgeflow.store import JudgmentStore
 
@@ -66,8 +67,10 @@ def derive_run_id(config: BuildConfig, rows: pl.DataFrame, day: date) -> str:
 
 
 def run_paths(config: BuildConfig, run_id: str, day: date) -> RunPaths:
-    """Lay out the run's folders (and create them)."""
-    dataset_dir = Path(config.output.dir) / config.dataset
+    """Lay out the run's folders (and create them); names and ``output.dir`` are checked first."""
+    check_name(config.dataset, "dataset")
+    check_name(run_id, "run_id")
+    dataset_dir = ensure_folder(config.output.dir, "output.dir") / config.dataset
     run_dir = dataset_dir / f"{day:%Y-%m-%d}" / run_id
     paths = RunPaths(
         run_id=run_id,

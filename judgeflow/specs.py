@@ -18,6 +18,8 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from judgeflow.names import check_name
+
 JudgeKindName = Literal["absolute", "relative", "pairwise"]
 ProviderName = Literal["openai", "anthropic", "openai-compatible", "vllm", "pairrm"]
 ModeName = Literal["live", "batch", "gpu"]
@@ -55,7 +57,7 @@ class JudgeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,48}$")
+    name: str = Field(description="Names the judge in the outputs and its folder in the store.")
     kind: JudgeKindName = "absolute"
     provider: ProviderName = "openai"
     mode: ModeName = "live"
@@ -83,6 +85,11 @@ class JudgeSpec(BaseModel):
     price_output_per_mtok: float | None = None
     weight: float = 1.0
     batch: BatchSettings = Field(default_factory=BatchSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name(value, "judge name", max_len=48, why="it names a folder in the store")
 
     @field_validator("rubric")
     @classmethod

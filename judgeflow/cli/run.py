@@ -16,6 +16,7 @@ import yaml
 
 from judgeflow.cli.app import app
 from judgeflow.config import BuildConfig, dump_config, load_config
+from judgeflow.names import check_output_dir
 
 
 def _apply_overrides(config: BuildConfig, overrides: list[str]) -> BuildConfig:
@@ -73,6 +74,7 @@ def run(
     """Run one preference-dataset build from a config file."""
     try:
         config = _apply_overrides(load_config(config_path), set_)
+        check_output_dir(config.output.dir)  # before Prefect starts: one line, exit 2
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

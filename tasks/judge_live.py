@@ -24,6 +24,7 @@ from judgeflow.cost import Budget
 from judgeflow.judging.live import SlotBlocks, judge_live_sync
 from judgeflow.judging.records import JudgmentSink
 from judgeflow.specs import JudgeSpec
+from judgeflow.store import answered, set_aside_corrupt
 from tasks.retries import retry_on_infrastructure
 from tasks.secrets import resolve_api_key
 
@@ -63,18 +64,24 @@ def chunk_prefix(spec: JudgeSpec, requests_path: str) -> str:
 
 
 def _parts(paths: list[Path]) -> pl.DataFrame:
+    paths, _ = set_aside_corrupt(paths)  # a corrupt part is named, moved away, its requests asked again
     if not paths:
-        return pl.DataFrame(schema={"request_id": pl.String, "cost_usd": pl.Float64})
-    return pl.scan_parquet(paths).select("request_id", "cost_usd").collect()
+        return pl.DataFrame(schema={"request_id": pl.String, "status": pl.String, "cost_usd": pl.Float64})
+    return pl.scan_parquet(paths).select("request_id", "status", "cost_usd").collect()
 
 
-def pending_requests(requests: pl.DataFrame, out_dir: str, requests_path: str) -> tuple[pl.DataFrame, float]:
-    """(requests this run has not recorded yet in ``out_dir``, dollars this run spent so far).
+def pending_requests(
+    requests: pl.DataFrame, out_dir: str, requests_path: str, *, retry_failed: bool = False
+) -> tuple[pl.DataFrame, float]:
+    """(requests this run has not answered yet in ``out_dir``, dollars this run spent so far).
 
     Only this run's part files are read (found by their run tag), never the whole judgment
     store: the plan step already removed what earlier runs answered, and a store of millions of
-    judgments must not be re-read by every chunk. The spend adds up this run's live parts of
-    every judge in the store, so ``budget_usd`` caps the build, not each judge.
+    judgments must not be re-read by every chunk. What counts as answered is the store's rule
+    (``judgeflow.store.answered``): an infrastructure failure or a request not sent, recorded by
+    an earlier try of the same run id (the key fixed since), is asked again. The spend adds up
+    this run's live parts of every judge in the store, so ``budget_usd`` caps the build, not
+    each judge.
     """
     tag = run_tag(requests_path)
     out = Path(out_dir)
@@ -82,9 +89,10 @@ def pending_requests(requests: pl.DataFrame, out_dir: str, requests_path: str) -
     store_judgments = out.parent.parent
     every_judge = _parts(sorted(store_judgments.glob(f"*/*/live-{tag}-*.parquet")) or sorted(out.glob(f"live-{tag}-*.parquet")))
     spent = float(every_judge["cost_usd"].sum() or 0.0)
-    if mine.height == 0:
+    done = mine.filter(answered(retry_failed=retry_failed))
+    if done.height == 0:
         return requests, spent
-    return requests.join(mine.select("request_id"), on="request_id", how="anti"), spent
+    return requests.join(done.select("request_id"), on="request_id", how="anti"), spent
 
 
 @task(
@@ -101,18 +109,20 @@ def judge_chunk_live(
     requests_path: str,
     out_dir: str,
     budget_cap_usd: float | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Judge the requests in ``requests_path`` (rows in ``rows_path``) into ``out_dir``.
 
     ``budget_cap_usd`` caps what this build run's live judgments cost in all (this chunk's, its
     earlier tries', and every earlier chunk of every judge of the run): chunks run after one
     another therefore share the cap; judges running at the same time see each other's spending
-    at chunk start, so the overshoot is bounded by one chunk per concurrent judge. Returns ``LiveStats.as_dict()`` plus
-    ``skipped`` (requests already recorded) and ``out_dir``.
+    at chunk start, so the overshoot is bounded by one chunk per concurrent judge.
+    ``retry_failed``: the judge's own failures recorded by an earlier try are asked again too.
+    Returns ``LiveStats.as_dict()`` plus ``skipped`` (requests already recorded) and ``out_dir``.
     """
     logger = get_run_logger()
     requests = pl.read_parquet(requests_path)
-    todo, spent_before = pending_requests(requests, out_dir, requests_path)
+    todo, spent_before = pending_requests(requests, out_dir, requests_path, retry_failed=retry_failed)
     skipped = requests.height - todo.height
     if skipped:
         logger.info("judge %r: %d of %d requests already recorded, skipping them", spec.name, skipped, requests.height)
@@ -147,7 +157,7 @@ def judge_chunk_live(
     )
     if stats.budget_stopped:
         logger.warning(
-            "judge %r: budget cap of $%.2f reached: %d requests not sent (recorded as failed)",
+            "judge %r: budget cap of $%.2f reached: %d requests not sent (the next run asks them)",
             spec.name, budget_cap_usd, stats.budget_stopped,
         )
     return result

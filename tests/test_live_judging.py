@@ -19,8 +19,11 @@ import pytest
 
 from judgeflow.clients import ResilientClient, SDKOpenAIClient, make_transport
 from judgeflow.cost import Budget, cost_of
-from judgeflow.judging.live import LiveStats, judge_live, judge_live_sync
-from judgeflow.judging.records import JudgmentSink, read_judgments
+from judgeflow.clients import PermanentError, TransientError
+from judgeflow.clients import TimeoutError as ClientTimeout
+from judgeflow.clients.base import error_for_status
+from judgeflow.judging.live import LiveStats, failure_status, judge_live, judge_live_sync
+from judgeflow.judging.records import FAILURE_STATUSES, JudgmentSink, read_judgments
 from judgeflow.schemas import content_hash
 from judgeflow.simulator import Simulator, expected_preference, expected_score
 from judgeflow.simulator.judge import UNPARSEABLE_TEXT
@@ -61,8 +64,9 @@ def assert_exactly_once(requests: pl.DataFrame, judged: pl.DataFrame) -> None:
     assert judged.height == requests.height
     assert judged["request_id"].n_unique() == judged.height
     assert set(judged["request_id"]) == set(requests["request_id"])
-    failed_without_reason = judged.filter((pl.col("status") == "failed") & pl.col("error").is_null())
+    failed_without_reason = judged.filter((pl.col("status") != "ok") & pl.col("error").is_null())
     assert failed_without_reason.height == 0
+    assert set(judged["status"]) <= {"ok", *FAILURE_STATUSES}
 
 
 def expected_verdicts(rows: pl.DataFrame, judged: pl.DataFrame) -> tuple[list[str | None], list[str | None]]:
@@ -169,6 +173,46 @@ def test_always_unparseable_fails_with_raw_output(clean_sim: Simulator, tmp_path
     assert clean_sim.stats()["successful_answers"] == 150
 
 
+def test_missing_key_records_every_request_as_error_and_sends_nothing(
+    clean_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hosted OpenAI without its key: each request says which variable to set, none is sent,
+    and the store asks them all again once the key is there (issue 13 item 7)."""
+    monkeypatch.delenv("JF_UNSET_KEY", raising=False)
+    rows = make_rows(5, tag="nokey")
+    spec = JudgeSpec(name="nokey", kind="absolute", api_key_env="JF_UNSET_KEY")
+    requests = expand_requests(rows, spec)
+    with JudgmentSink(tmp_path) as sink:
+        stats = asyncio.run(judge_live(spec, rows, requests, sink))
+    judged = read_judgments(tmp_path).collect()
+    assert_exactly_once(requests, judged)
+    assert stats.failed == 10 and (judged["status"] == "error").all()
+    assert judged["error"].str.contains("JF_UNSET_KEY").all()
+    assert clean_sim.stats()["chat_completions"] == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (error_for_status(400, "maximum context length is 8192 tokens"), "failed"),
+        (error_for_status(413, "request too large"), "failed"),
+        (error_for_status(422, "unprocessable"), "failed"),
+        (error_for_status(401, "Incorrect API key provided"), "error"),
+        (error_for_status(403, "forbidden"), "error"),
+        (error_for_status(404, "no such model"), "error"),
+        (error_for_status(429, "slow down"), "error"),
+        (error_for_status(503, "unavailable"), "error"),
+        (PermanentError("reply is not a JSON object"), "error"),
+        (ClientTimeout("no reply within 1 s"), "error"),
+        (TransientError("connection error: ClientConnectorError"), "error"),
+    ],
+)
+def test_the_client_error_class_decides_final_or_asked_again(error: Exception, status: str) -> None:
+    """The request itself refused (prompt too long, invalid for this prompt) is final; auth,
+    a wrong URL, overload and broken connections are the infrastructure's and asked again."""
+    assert failure_status(error) == status
+
+
 def test_timeouts_are_retried(clean_sim: Simulator, tmp_path: Path) -> None:
     clean_sim.configure(rate_timeout=0.1, timeout_mode="hold", timeout_hold_s=3.0)
     rows = make_rows(100, tag="slow")
@@ -187,6 +231,7 @@ def test_timeouts_exhausting_retries_fail_with_reason(clean_sim: Simulator, tmp_
     assert_exactly_once(requests, judged)
     assert stats.failed == 20 and stats.transport_failures == 20
     assert judged["error"].str.starts_with("TimeoutError").all() and (judged["attempts"] == 2).all()
+    assert (judged["status"] == "error").all()  # infrastructure: the next run asks again
 
 
 def test_permanent_errors_fail_at_once_without_leaking_the_key(clean_sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -197,6 +242,7 @@ def test_permanent_errors_fail_at_once_without_leaking_the_key(clean_sim: Simula
     assert_exactly_once(requests, judged)
     assert stats.failed == 40 and (judged["attempts"] == 1).all()
     assert judged["error"].str.contains("HTTP 401").all()
+    assert (judged["status"] == "error").all()  # a wrong key is fixed by the user: asked again
     dumped = judged.write_csv()
     assert KEY not in dumped and KEY not in caplog.text
     assert clean_sim.stats()["unauthorized"] == 40
@@ -221,7 +267,7 @@ def test_budget_cap_stops_new_sends_and_keeps_results(clean_sim: Simulator, tmp_
         live_logger.removeHandler(caplog.handler)
     assert_exactly_once(requests, judged)
     ok = judged.filter(pl.col("status") == "ok")
-    stopped = judged.filter(pl.col("status") == "failed")
+    stopped = judged.filter(pl.col("status") == "not_sent")
     assert 80 <= ok.height < 140 and stopped.height == requests.height - ok.height
     assert (stopped["error"] == "budget cap of $25.00 reached").all()
     assert stats.budget_stopped == stopped.height
@@ -244,6 +290,7 @@ def test_zero_budget_sends_nothing(clean_sim: Simulator, tmp_path: Path) -> None
     stats, requests, judged = run_live(spec, rows, tmp_path, budget=Budget(0.0))
     assert stats.budget_stopped == 20 and clean_sim.stats()["chat_completions"] == 0
     assert_exactly_once(requests, judged)
+    assert (judged["status"] == "not_sent").all()
 
 
 def test_pairwise_json_judge_uses_response_format(clean_sim: Simulator, tmp_path: Path) -> None:
@@ -339,3 +386,24 @@ def test_task_retries_only_infrastructure_errors() -> None:
     assert _retry_on_infrastructure(None, None, Failed(data=OSError("disk full"))) is True
     assert _retry_on_infrastructure(None, None, Failed(data=ConnectionResetError())) is True
     assert _retry_on_infrastructure(None, None, Failed(data=ValueError("bad spec"))) is False
+
+
+def test_a_chunk_run_again_asks_its_infrastructure_failures_again(tmp_path: Path) -> None:
+    """The same run id run again (the key fixed) must not skip what its first try recorded as an
+    infrastructure failure or as not sent; answers and the judge's own failures are kept."""
+    from judgeflow.judging.records import judgment_record
+    from tasks.judge_live import chunk_prefix, pending_requests
+
+    spec = JudgeSpec(name="again", kind="absolute")
+    requests_path = tmp_path / "work" / "chunks" / "again" / "requests-00000.parquet"
+    requests = pl.DataFrame({"request_id": [f"q{i}" for i in range(4)], "row_id": ["x"] * 4,
+                             "candidate_a": [0] * 4}, schema_overrides={"candidate_a": pl.Int32})
+    out_dir = tmp_path / "store" / "judgments" / "again" / "hash"
+    statuses = [("ok", None), ("failed", "unparseable"), ("error", "HTTP 401"), ("not_sent", "budget")]
+    with JudgmentSink(out_dir, prefix=chunk_prefix(spec, str(requests_path))) as sink:
+        for request, (status, error) in zip(requests.to_dicts(), statuses, strict=True):
+            sink.add(judgment_record(spec, request, score=3, error=error, status=status))
+    todo, _ = pending_requests(requests, str(out_dir), str(requests_path))
+    assert sorted(todo["request_id"]) == ["q2", "q3"]
+    todo, _ = pending_requests(requests, str(out_dir), str(requests_path), retry_failed=True)
+    assert sorted(todo["request_id"]) == ["q1", "q2", "q3"]

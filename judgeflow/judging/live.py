@@ -12,6 +12,12 @@ The hot path of judgeflow, shaped by what costs CPU on a 2-core worker:
   then fails *with its raw output and the parse error*; transport failures after all retries,
   and requests the budget cap stopped, fail with the reason.
 
+Each failure records who failed (``status``, see ``judgeflow.judging.records.FAILURE_STATUSES``):
+the judge itself (``failed``: unparseable after the re-asks, or the provider refused this very
+request: prompt too long, invalid for this prompt) is final; the infrastructure (``error``: auth,
+wrong URL, connection, 5xx/429 after the retries, timeouts, a missing key, a bug here) and the
+budget (``not_sent``) are asked again by the next run.
+
 Every request ends in exactly one record written to the sink. ``attempts`` in a record counts
 every HTTP attempt made for it (transport retries and parse re-asks together).
 """
@@ -28,7 +34,7 @@ from typing import Any
 
 import polars as pl
 
-from judgeflow.clients import ClientError, JudgeClient, ResilientClient, make_client
+from judgeflow.clients import ClientError, JudgeClient, PermanentError, ResilientClient, make_client
 from judgeflow.cost import Budget, cost_of, price_for
 from judgeflow.judging.records import JudgmentSink, judgment_record
 from judgeflow.parsing import ParseError, parse_reply
@@ -41,6 +47,21 @@ ProgressCallback = Callable[[int, int], None]
 
 # Providers whose chat endpoint takes OpenAI's json_schema ``response_format``.
 _JSON_SCHEMA_PROVIDERS = frozenset({"openai", "vllm"})
+
+
+#: HTTP statuses by which the provider refuses this very request (prompt too long, a parameter
+#: invalid for this prompt, content refused): asking again cannot help, so the failure is final.
+#: Every other client error (401/403 auth, 404 wrong URL or model, 429/5xx after the retries,
+#: timeouts, broken connections, malformed replies) belongs to the infrastructure.
+REQUEST_REFUSED_STATUSES = frozenset({400, 413, 422})
+
+
+def failure_status(exc: BaseException) -> str:
+    """``failed`` (final) when the provider refused the request itself, else ``error`` (asked
+    again next run). Decided by the client's error class and HTTP status, never by its text."""
+    if isinstance(exc, PermanentError) and exc.status in REQUEST_REFUSED_STATUSES:
+        return "failed"
+    return "error"
 
 
 @dataclass(slots=True)
@@ -113,7 +134,7 @@ class _Run:
         if not self._budget_logged:
             self._budget_logged = True
             log.warning(
-                "judge %r: %s (spent $%.4f); not sending the remaining requests, recording them as failed",
+                "judge %r: %s (spent $%.4f); not sending the remaining requests, recording them as not sent (asked again next run)",
                 self.spec.name, self.budget.reason, self.budget.spent,
             )
         return True
@@ -138,11 +159,11 @@ class _Run:
         last_text: str | None = None
         last_error: str | None = None
 
-        def failed(error: str, raw: str | None) -> dict[str, Any]:
+        def failed(error: str, raw: str | None, status: str) -> dict[str, Any]:
             return judgment_record(
                 spec, request, raw_output=raw, error=error, attempts=attempts,
                 input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost,
-                template_hash=prompt.template_hash, spec_hash=self.spec_hash,
+                template_hash=prompt.template_hash, spec_hash=self.spec_hash, status=status,
             )
 
         while True:
@@ -151,7 +172,7 @@ class _Run:
                 reason = self.budget.reason if self.budget is not None else "budget"
                 if last_error is not None:
                     reason = f"{reason} (last reply did not parse: {last_error})"
-                return failed(reason, last_text)
+                return failed(reason, last_text, "not_sent")
             asks += 1
             if self.slots is not None:
                 await self.slots.take()
@@ -163,7 +184,7 @@ class _Run:
                 attempts += exc.attempts
                 stats.http_attempts += exc.attempts
                 stats.transport_failures += 1
-                return failed(f"{type(exc).__name__}: {exc}", last_text)
+                return failed(f"{type(exc).__name__}: {exc}", last_text, failure_status(exc))
             attempts += completion.attempts
             stats.http_attempts += completion.attempts
             tokens_in += completion.input_tokens
@@ -184,7 +205,7 @@ class _Run:
                     stats.parse_retries += 1
                     continue
                 stats.parse_failures += 1
-                return failed(f"unparseable after {asks} replies: {last_error}", completion.text)
+                return failed(f"unparseable after {asks} replies: {last_error}", completion.text, "failed")
             return judgment_record(
                 spec, request, score=parsed.score, verdict=parsed.verdict, feedback=parsed.feedback,
                 raw_output=completion.text, attempts=attempts, input_tokens=tokens_in,
@@ -206,6 +227,7 @@ class _Run:
                 record = judgment_record(
                     self.spec, self.requests[index], error=f"internal error: {type(exc).__name__}: {exc}",
                     template_hash=self.prompts[index].template_hash, spec_hash=self.spec_hash,
+                    status="error",  # a bug of ours, not the judge's answer: asked again next run
                 )
             self._finish(record)
 
@@ -262,7 +284,20 @@ async def judge_live(
     prompts = render_requests(spec, rows, requests)
     request_dicts = requests.select(list(REQUESTS_SCHEMA)).to_dicts()
     owned = client is None
-    inner = client if client is not None else make_client(spec, api_key)
+    try:
+        inner = client if client is not None else make_client(spec, api_key)
+    except ClientError as exc:  # no key: every request fails with what to set, nothing is sent
+        log.error("judge %r: %s; recording its %d requests as not judged", spec.name, exc, requests.height)
+        stats = LiveStats(total=requests.height, failed=requests.height, transport_failures=requests.height)
+        for request, prompt in zip(request_dicts, prompts, strict=True):
+            sink.add(judgment_record(
+                spec, request, error=f"{type(exc).__name__}: {exc}", attempts=0,
+                template_hash=prompt.template_hash, spec_hash=spec.spec_hash(), status="error",
+            ))
+        stats.elapsed_s = time.perf_counter() - started
+        if on_progress is not None:
+            on_progress(stats.total, stats.total)
+        return stats
     resilient = inner if isinstance(inner, ResilientClient) else ResilientClient.for_spec(inner, spec)
     retries_before = resilient.stats.retries
     if budget is not None and budget.cap_usd is not None and price_for(spec) is None:

@@ -375,7 +375,7 @@ def judge_pairrm(
         else:  # a NaN/inf logit (e.g. an overflow) is a failure, never a guessed verdict
             sink.add(judgment_record(
                 spec, request, error=f"non-finite PairRM logit {logit}", input_tokens=int(n_tokens),
-                spec_hash=spec_hash,
+                spec_hash=spec_hash, status="failed",  # the model's own output: final
             ))
     seconds = time.perf_counter() - started
     return {

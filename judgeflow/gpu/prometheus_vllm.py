@@ -178,7 +178,7 @@ def judge_prometheus_vllm(
                 records[i] = judgment_record(
                     spec, request_dicts[i], error=f"prompt too long: {size} tokens > {longest} "
                     f"(max_model_len minus max_tokens)", attempts=0, input_tokens=size,
-                    template_hash=template_hash, spec_hash=spec_hash,
+                    template_hash=template_hash, spec_hash=spec_hash, status="failed",  # final
                 )
             else:
                 keep.append(i)
@@ -220,12 +220,12 @@ def judge_prometheus_vllm(
             spec, request_dicts[i], raw_output=last_raw[i],
             error=f"unparseable after {attempts[i]} attempts: {last_error[i]}",
             attempts=attempts[i], input_tokens=in_tokens[i], output_tokens=out_tokens[i],
-            template_hash=template_hash, spec_hash=spec_hash,
+            template_hash=template_hash, spec_hash=spec_hash, status="failed",  # the judge's own: final
         )
     failed = 0
     for record in records:
         assert record is not None  # every request got exactly one record above
-        failed += record["status"] == "failed"
+        failed += record["status"] != "ok"
         sink.add(record)
     seconds = time.perf_counter() - started
     return {

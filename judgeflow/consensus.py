@@ -31,15 +31,16 @@ Policies, stated once (``docs/consensus.md`` says the same at more length):
 * **Unanimity.** ``unanimous`` is true when every voting judge gave the same verdict;
   ``unanimous_only`` asks ``judgeflow.pairs.build_pairs`` to keep only unanimous pairs.
 
-All work is polars expressions over the whole frame: no Python loop touches a row. The frames
-come in no particular order (sorting a million rows that carry per-judge lists costs more than
-the merge itself); sort them where order matters, e.g. before writing.
+All work is polars expressions over the whole frame: no Python loop touches a row. ``merge``
+returns its frames in no particular order (sorting a million rows that carry per-judge lists
+costs more than the merge itself); ``Consensus.sorted()`` puts them in key order (``SORT_KEYS``),
+which is what a build publishes: identical judgments then give byte-identical files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import polars as pl
@@ -174,6 +175,15 @@ class ConsensusPolicy(BaseModel):
         return {judge: rank for rank, judge in enumerate(ordered)}
 
 
+#: The key each consensus frame is sorted by in ``Consensus.sorted()``; unique per row.
+SORT_KEYS: dict[str, list[str]] = {
+    "pairwise": ["row_id", "candidate_a", "candidate_b"],
+    "scores": ["row_id", "candidate"],
+    "verdicts": ["row_id", "candidate_a", "candidate_b", "judge"],
+    "judge_scores": ["row_id", "candidate", "judge"],
+}
+
+
 @dataclass(frozen=True)
 class Consensus:
     """What ``merge`` returns: merged frames plus the per-judge long frames they came from.
@@ -187,6 +197,15 @@ class Consensus:
     verdicts: pl.DataFrame  # VERDICTS_SCHEMA
     judge_scores: pl.DataFrame  # JUDGE_SCORES_SCHEMA
     policy: ConsensusPolicy
+
+    def sorted(self) -> Consensus:
+        """This consensus with every frame in ``SORT_KEYS`` order (a stable, total order:
+        the keys are unique), so what is computed from it or written from it never depends
+        on the order polars' parallel group-bys happened to produce."""
+        return replace(
+            self,
+            **{name: getattr(self, name).sort(keys, maintain_order=True) for name, keys in SORT_KEYS.items()},
+        )
 
 
 def _weight_expr(policy: ConsensusPolicy) -> pl.Expr:

@@ -48,9 +48,26 @@ def policy_for(config: BuildConfig) -> ConsensusPolicy:
     )
 
 
+#: The key each published table is sorted by (unique per row): identical inputs must give
+#: byte-identical files, whatever order the store's parts or polars' group-bys produced.
+TABLE_ORDER: dict[str, list[str]] = {
+    "judgments": ["row_id", "judge", "request_id"],
+    "consensus_pairwise": ["row_id", "candidate_a", "candidate_b"],
+    "consensus_scores": ["row_id", "candidate"],
+    "pairs": ["row_id", "chosen_index", "rejected_index"],
+    "failed_rows": ["row_id"],
+}
+
+
 def finalize(config: BuildConfig, rows: pl.DataFrame, judgments: pl.DataFrame, run_id: str) -> Finalized:
-    """Merge the judges, measure their agreement and draw the preference pairs."""
-    consensus = merge(judgments, policy_for(config))
+    """Merge the judges, measure their agreement and draw the preference pairs.
+
+    Judgments are merged in a fixed order and the consensus is sorted before anything is
+    computed from it, so the same judgments give the same numbers to the last bit.
+    """
+    if judgments.height:
+        judgments = judgments.sort(TABLE_ORDER["judgments"], maintain_order=True)
+    consensus = merge(judgments, policy_for(config)).sorted()
     agreement = compute_agreement(consensus)
     pairs = build_pairs(
         rows,
@@ -62,6 +79,21 @@ def finalize(config: BuildConfig, rows: pl.DataFrame, judgments: pl.DataFrame, r
         run_id=run_id,
     )
     return Finalized(consensus, agreement, pairs, row_outcomes(rows, judgments))
+
+
+def published_tables(result: Finalized, judgments: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The tables a build writes into its run folder, by file stem, each in ``TABLE_ORDER``."""
+    tables = {
+        "judgments": judgments,
+        "consensus_pairwise": result.consensus.pairwise,
+        "consensus_scores": result.consensus.scores,
+        "pairs": result.pairs,
+        "failed_rows": result.outcomes.filter(pl.col("outcome") == "failed").select("row_id", "reason"),
+    }
+    return {
+        name: frame.sort(TABLE_ORDER[name], maintain_order=True) if frame.height else frame
+        for name, frame in tables.items()
+    }
 
 
 def judge_summary(judgments: pl.DataFrame) -> pl.DataFrame:

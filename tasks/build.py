@@ -17,10 +17,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from judgeflow.config import BuildConfig
-from judgeflow.finalize import agreement_summary, finalize, judge_summary
+from judgeflow.finalize import agreement_summary, finalize, judge_summary, published_tables
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.pipeline import RunPaths, plan_judges, run_judgments, write_chunk_files
-from judgeflow.report import render_report, win_rates
+from judgeflow.report import dataset_summary, render_report, win_rates
 from judgeflow.specs import JudgeSpec
 from judgeflow.store import JudgmentStore
 
@@ -83,12 +83,8 @@ def merge_and_build_pairs(config: BuildConfig, rows_path: str, paths: RunPaths) 
     judgments = run_judgments(store, plans)
     result = finalize(config, rows, judgments, paths.run_id)
     run_dir = paths.run_dir
-    judgments.write_parquet(run_dir / "judgments.parquet")
-    result.consensus.pairwise.write_parquet(run_dir / "consensus_pairwise.parquet")
-    result.consensus.scores.write_parquet(run_dir / "consensus_scores.parquet")
-    result.pairs.write_parquet(run_dir / "pairs.parquet")
-    failed_rows = result.outcomes.filter(pl.col("outcome") == "failed").select("row_id", "reason")
-    failed_rows.write_parquet(run_dir / "failed_rows.parquet")
+    for name, table in published_tables(result, judgments).items():  # sorted: byte-identical reruns
+        table.write_parquet(run_dir / f"{name}.parquet")
     (run_dir / "agreement.json").write_bytes(
         orjson.dumps(result.agreement.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
     )
@@ -116,7 +112,7 @@ def write_report(config: BuildConfig, paths: RunPaths, summary: dict[str, Any]) 
     """The HTML report beside the dataset (``report.html``)."""
     html = render_report(
         title=f"judgeflow: {config.dataset} {paths.day} {paths.run_id}",
-        summary=summary,
+        summary=dataset_summary(summary),  # no run history: a rebuild gives the same bytes
         judgments=pl.read_parquet(paths.run_dir / "judgments.parquet"),
         pairs=pl.read_parquet(paths.run_dir / "pairs.parquet"),
         agreement=pl.read_parquet(paths.work_dir / "agreement_heatmap.parquet"),

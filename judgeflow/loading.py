@@ -11,7 +11,11 @@ are then pulled out with polars expressions, so a file is never parsed row by ro
 * lists are classified with an exact regex over the compact JSON (list of strings) or decoded
   with a schema, bisecting only around the rows that fail (list of ``{text, model}`` objects);
 * invalid UTF-8 is found in the raw bytes and mapped to line numbers, so one bad byte sets
-  aside one line, not the file.
+  aside one line, not the file;
+* text with a UTF-16/UTF-32 byte-order mark is decoded first (``judgeflow.text_encoding``); a
+  file with no JSON object on any line is "not JSON", not a file without columns;
+* an empty file, or one holding only blank lines or a CSV header, is zero rows with a note, the
+  same for every text format.
 
 Decoding problems (bad UTF-8, unparseable JSON, wrong types) and content problems (empty fields,
 oversize text, duplicate ids; see ``judgeflow.validation``) end in one quarantine frame.
@@ -20,9 +24,8 @@ oversize text, duplicate ids; see ``judgeflow.validation``) end in one quarantin
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +36,7 @@ from pydantic import BaseModel, ConfigDict
 from judgeflow.columns import ALIASES, ColumnMapping, InputError, ResolvedColumns, resolve_columns
 from judgeflow.schemas import QUARANTINE_SCHEMA, ROWS_SCHEMA, content_hash
 from judgeflow.storage.s3 import S3Config, is_s3_uri, read_bytes
+from judgeflow.text_encoding import to_utf8
 from judgeflow.validation import DEFAULT_MAX_TEXT_CHARS, validate_decoded
 
 __all__ = [
@@ -60,6 +64,7 @@ _STR_LIST = rf"^\[(?:{_STR}(?:,{_STR})*)?\]$"
 _STR_OR_NULL = rf"(?:{_STR}|null)"
 _STR_OR_NULL_LIST = rf"^\[(?:{_STR_OR_NULL}(?:,{_STR_OR_NULL})*)?\]$"
 _CANDIDATE = pl.Struct({"text": pl.String(), "model": pl.String()})
+NO_ROWS = "the file holds no rows"
 
 
 class LoadCounts(BaseModel):
@@ -74,7 +79,11 @@ class LoadCounts(BaseModel):
 
 @dataclass
 class LoadResult:
-    """Valid rows (exactly ``ROWS_SCHEMA``), quarantined rows (exactly ``QUARANTINE_SCHEMA``)."""
+    """Valid rows (exactly ``ROWS_SCHEMA``), quarantined rows (exactly ``QUARANTINE_SCHEMA``).
+
+    ``notes`` say what a user should know about the file as a whole (it was decoded from
+    UTF-16, it holds no rows); the CLI and the build log print them.
+    """
 
     rows: pl.DataFrame
     quarantine: pl.DataFrame
@@ -82,6 +91,7 @@ class LoadResult:
     source: str
     format: FormatName
     columns: ResolvedColumns | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def detect_format(source: str | Path, format: str | None = None) -> tuple[FormatName, bool]:
@@ -127,9 +137,13 @@ def load_rows(
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise InputError(f"{name}: not a readable gzip file ({exc})") from exc
+    notes: list[str] = []
+    if fmt != "parquet":
+        data, decoded_from = to_utf8(name, data)
+        notes += [decoded_from] if decoded_from else []
     records, available = _records(name, fmt, data)
     if records.height == 0:
-        return _empty_result(name, fmt)
+        return _empty_result(name, fmt, [*notes, NO_ROWS])
     columns = resolve_columns(available, name, mapping)
     decoded = _decode(records, columns, lists_as_text=(fmt == "csv"))
     decoded = decoded.with_columns(content_hashes(decoded).alias("content_hash"))
@@ -139,7 +153,7 @@ def load_rows(
     )
     if counts.rows_in != counts.rows_valid + counts.rows_quarantined:  # never silently lose a row
         raise AssertionError(f"{name}: row accounting broken: {counts}")
-    return LoadResult(rows, quarantine, counts, name, fmt, columns)
+    return LoadResult(rows, quarantine, counts, name, fmt, columns, notes)
 
 
 def content_hashes(frame: pl.DataFrame) -> pl.Series:
@@ -179,7 +193,7 @@ def _records(name: str, fmt: FormatName, data: bytes) -> tuple[pl.DataFrame, lis
             try:
                 frame = pl.read_json(stripped, infer_schema_length=None)
             except Exception as exc:  # noqa: BLE001
-                raise InputError(f"{name}: not readable as a JSON array ({exc})") from exc
+                raise _json_array_error(name, stripped, exc) from None
             return _frame_records(frame), list(frame.columns)
         return _jsonl_records(name, data)
     if fmt == "parquet":
@@ -206,8 +220,57 @@ def _jsonl_records(name: str, data: bytes) -> tuple[pl.DataFrame, list[str]]:
     lines = lines.with_columns(
         pl.when(~pl.col("bad_utf8")).then(pl.col("raw").str.json_path_match("$")).alias("canon")
     )
+    _require_some_object(name, lines)
     available = _jsonl_keys(lines)
     return lines.select("source_index", "raw", "canon", "bad_utf8"), available
+
+
+def _require_some_object(name: str, lines: pl.DataFrame) -> None:
+    """Raise "not JSON" when no line holds a JSON object (random bytes, a binary, plain text).
+
+    One bad line among good ones is quarantined like any bad row; a file with no object at all
+    has nothing to quarantine *against*, and "no instruction column (found: none)" would send
+    the user looking for a column mapping instead of at the file.
+    """
+    if lines.height == 0 or lines.select(pl.col("canon").str.starts_with("{").any()).item():
+        return
+    first = lines.row(0, named=True)
+    line = first["source_index"] + 1
+    if first["bad_utf8"]:
+        raise InputError(
+            f"{name}: not JSON: line {line} holds bytes that are not UTF-8 text and no line holds "
+            "a JSON object (a binary file?); expected one JSON object per line"
+        )
+    if first["canon"] is None:
+        raise InputError(
+            f"{name}: not JSON: line {line} does not parse as JSON and no line holds a JSON "
+            "object; expected one JSON object per line"
+        )
+    kind = {"[": "array", '"': "string"}.get(first["canon"][:1], "number, boolean or null")
+    raise InputError(
+        f"{name}: no line holds a JSON object (line {line} is a JSON {kind}); "
+        "expected one JSON object per line"
+    )
+
+
+def _json_array_error(name: str, data: bytes, exc: Exception) -> InputError:
+    """Why a file starting with ``[`` is not a JSON array, with the line where it breaks."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        line = data.count(b"\n", 0, bad.start) + 1
+        return InputError(f"{name}: not JSON: starts with '[' but line {line} holds bytes that are not UTF-8 text")
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as bad:
+        return InputError(f"{name}: not JSON: starts with '[' but {bad}")
+    return InputError(f"{name}: not readable as a JSON array of objects ({_one_line(exc)})")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of a library's message (polars appends multi-line hints)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _jsonl_keys(lines: pl.DataFrame) -> list[str]:
@@ -245,14 +308,27 @@ def _csv_records(name: str, data: bytes) -> tuple[pl.DataFrame, list[str]]:
     """CSV rows (all cells text; list columns hold JSON arrays). Bad UTF-8 -> lossy + flagged."""
     lossy = False
     try:
-        frame = pl.read_csv(data, infer_schema=False)
-    except pl.exceptions.ComputeError as exc:
-        if "utf" not in str(exc).lower():
-            raise InputError(f"{name}: not a readable CSV file ({exc})") from exc
-        lossy = True
-        frame = pl.read_csv(data, infer_schema=False, encoding="utf8-lossy")
+        try:
+            frame = pl.read_csv(data, infer_schema=False)
+        except pl.exceptions.ComputeError as exc:
+            if "utf" not in str(exc).lower():
+                raise
+            header = data.split(b"\n", 1)[0]
+            try:
+                header.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"{name}: not UTF-8 text: line 1 (the header) holds bytes that are not UTF-8 "
+                    "(a binary file?); save it as UTF-8 CSV"
+                ) from None
+            lossy = True
+            frame = pl.read_csv(data, infer_schema=False, encoding="utf8-lossy")
+    except InputError:
+        raise
+    except pl.exceptions.NoDataError:  # empty, or blank lines only: zero rows, as for JSONL
+        return _frame_records(pl.DataFrame()), []
     except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{name}: not a readable CSV file ({exc})") from exc
+        raise InputError(f"{name}: not a readable CSV file ({_one_line(exc)})") from None
     records = _frame_records(frame)
     if lossy:  # polars replaced the invalid bytes with U+FFFD: flag exactly those rows
         records = records.with_columns(pl.col("raw").str.contains("\ufffd", literal=True).alias("bad_utf8"))
@@ -279,13 +355,14 @@ def _repair_utf8(data: bytes) -> tuple[bytes, set[int]]:
     return data.decode("utf-8", errors="replace").encode("utf-8"), bad
 
 
-def _empty_result(name: str, fmt: FormatName) -> LoadResult:
+def _empty_result(name: str, fmt: FormatName, notes: list[str]) -> LoadResult:
     return LoadResult(
         pl.DataFrame(schema=ROWS_SCHEMA),
         pl.DataFrame(schema=QUARANTINE_SCHEMA),
         LoadCounts(rows_in=0, rows_valid=0, rows_quarantined=0),
         name,
         fmt,
+        notes=notes,
     )
 
 

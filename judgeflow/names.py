@@ -50,13 +50,14 @@ def ensure_folder(path: str | Path, field: str = "output.dir") -> Path:
     return folder
 
 
-def check_output_dir(path: str | Path, field: str = "output.dir") -> None:
+def check_output_dir(path: str | Path, field: str = "output.dir", fix: str | None = None) -> None:
     """Raise ``ValueError`` when ``path`` cannot be a writable folder; create nothing.
 
     Cheap enough to run before a build starts: it looks at ``path`` or its nearest existing
     parent only.
     """
     folder = Path(path)
+    fix = fix or f"set {field} to a folder path"
     probe = folder
     while not probe.exists() and probe != probe.parent:
         if probe.is_symlink():  # a dangling link: mkdir would fail on it
@@ -64,10 +65,8 @@ def check_output_dir(path: str | Path, field: str = "output.dir") -> None:
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         where = "is a file" if probe == folder else f"runs through the file {str(probe)!r}"
-        raise ValueError(
-            f"{field} {str(folder)!r} {where}, not a folder; set {field} to a folder path"
-        )
+        raise ValueError(f"{field} {str(folder)!r} {where}, not a folder; {fix}")
     if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(
-            f"{field} {str(folder)!r}: {str(probe)!r} is not writable; name a folder you can write to"
+            f"{field} {str(folder)!r}: {str(probe)!r} is not writable; {fix}"
         )

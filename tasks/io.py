@@ -114,6 +114,8 @@ def load_rows_task(
         "%s: %d rows in, %d valid, %d quarantined", uri, counts["rows_in"],
         counts["rows_valid"], counts["rows_quarantined"],
     )
+    for note in result.notes:  # decoded from UTF-16, holds no rows, ...
+        logger.info("%s: %s", uri, note)
     if result.quarantine.height and TaskRunContext.get() is not None:  # artifacts need a run
         logger.warning("quarantined by field: %s", reasons)
         create_table_artifact(

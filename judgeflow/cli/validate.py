@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import orjson
+import polars as pl
 import typer
 
 from judgeflow.cli.app import app
 from judgeflow.columns import ColumnMapping, InputError
 from judgeflow.loading import load_rows
+from judgeflow.names import check_output_dir
 from judgeflow.storage.s3 import S3Config
 from judgeflow.storage.writer import write_frame
 from judgeflow.validation import DEFAULT_MAX_TEXT_CHARS, reasons_by_field
@@ -50,6 +52,8 @@ def validate_command(
     """Validate an input file: counts, and a summary of why rows were quarantined."""
     try:
         mapping = _mapping(column or [])
+        if quarantine is not None:  # before reading a large file, not after
+            check_output_dir(quarantine.parent, "--quarantine", "write the quarantine elsewhere")
         result = load_rows(
             path,
             format=format,
@@ -67,6 +71,8 @@ def validate_command(
         f"{result.source} ({result.format}): {counts.rows_in} rows in, "
         f"{counts.rows_valid} valid, {counts.rows_quarantined} quarantined"
     )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
     if by_field:
         typer.echo("quarantined by field: " + ", ".join(f"{k}={v}" for k, v in by_field.items()))
         for reason in result.quarantine["reason"].head(SHOWN_REASONS).to_list():
@@ -74,12 +80,7 @@ def validate_command(
         if counts.rows_quarantined > SHOWN_REASONS:
             typer.echo(f"  ... and {counts.rows_quarantined - SHOWN_REASONS} more")
     if quarantine is not None:
-        suffix = quarantine.suffix.lower()
-        if suffix == ".csv":
-            quarantine.parent.mkdir(parents=True, exist_ok=True)
-            result.quarantine.write_csv(quarantine)
-        else:
-            write_frame(result.quarantine, quarantine, "parquet" if suffix == ".parquet" else "jsonl")
+        _write_quarantine(result.quarantine, quarantine)
         typer.echo(f"quarantine written to {quarantine}")
     if as_json:
         summary = {
@@ -88,9 +89,24 @@ def validate_command(
             **counts.model_dump(),
             "reasons_by_field": by_field,
             "quarantine_path": str(quarantine) if quarantine is not None else None,
+            "notes": result.notes,
         }
         sys.stdout.flush()
         typer.echo(orjson.dumps(summary).decode())
+
+
+def _write_quarantine(frame: pl.DataFrame, path: Path) -> None:
+    """Write the quarantined rows; a path that cannot be written is one line and exit 2."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_csv(path)
+        else:
+            write_frame(frame, path, "parquet" if suffix == ".parquet" else "jsonl")
+    except OSError as exc:
+        typer.echo(f"error: --quarantine {path}: cannot write ({exc.strerror or exc})", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def _mapping(pairs: list[str]) -> ColumnMapping:

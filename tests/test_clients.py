@@ -275,3 +275,69 @@ async def test_vllm_extras_are_sent_and_accepted(clean_sim: Simulator) -> None:
             await vllm_client.aclose()
         assert done.text.rstrip().endswith(f"[RESULT] {expected_score('Eleven.')}")
     assert clean_sim.stats()["bad_requests"] == 0
+
+
+async def test_a_200_reply_without_choices_is_transient_on_every_transport(clean_sim: Simulator) -> None:
+    # A gateway answering 200 with an error object: no choices / content blocks. Each transport
+    # says "try again" (a NameError here once became an unretried internal error).
+    clean_sim.configure(rate_200_error=1.0)
+    system, user = _prompt("Eleven.")
+    for client in _transports(clean_sim):
+        with pytest.raises(TransientError, match="malformed reply"):
+            await client.complete(system, user, sampling=Sampling())
+        await client.aclose()
+    assert clean_sim.stats()["faults"]["error_200"] == 4
+
+
+async def test_a_200_reply_without_choices_is_retried(clean_sim: Simulator) -> None:
+    clean_sim.configure(rate_200_error=0.5)
+    for inner in (FastOpenAIClient(model="m", api_key=SECRET, base_url=clean_sim.openai_base_url),
+                  FastAnthropicClient(model="m", api_key=SECRET, base_url=clean_sim.anthropic_base_url)):
+        client = ResilientClient(inner, policy=RetryPolicy(max_retries=10, base_delay_s=0.0))
+        results = await asyncio.gather(*(client.complete(*_prompt(f"Answer {i}"), sampling=Sampling())
+                                         for i in range(20)))
+        await client.aclose()
+        assert all("[RESULT]" in r.text for r in results)
+        assert client.stats.retries > 0 and sum(r.attempts for r in results) == 20 + client.stats.retries
+
+
+GATEWAY_KEY = "gwtoken-ECHOED-7f3a9c0e1b2d4"  # not shaped like sk-...: only the exact key redacts it
+
+
+def _gateway_transports(sim: Simulator) -> list:
+    return [
+        FastOpenAIClient(model="m", api_key=GATEWAY_KEY, base_url=sim.openai_base_url),
+        SDKOpenAIClient(model="m", api_key=GATEWAY_KEY, base_url=sim.openai_base_url),
+        FastAnthropicClient(model="m", api_key=GATEWAY_KEY, base_url=sim.anthropic_base_url),
+        SDKAnthropicClient(model="m", api_key=GATEWAY_KEY, base_url=sim.anthropic_base_url),
+    ]
+
+
+@pytest.mark.parametrize("fault", [{"require_api_key": "the-right-key"}, {"rate_500": 1.0}])
+async def test_an_echoed_key_never_leaves_a_client(clean_sim: Simulator, fault: dict) -> None:
+    import traceback
+
+    clean_sim.configure(echo_api_key=True, **fault)
+    for inner in _gateway_transports(clean_sim):
+        client = ResilientClient(inner, policy=RetryPolicy(max_retries=1, base_delay_s=0.0))
+        with pytest.raises(PermanentError if "require_api_key" in fault else TransientError) as info:
+            await client.complete(*_prompt("x"), sampling=Sampling())
+        await client.aclose()
+        shown = "".join(traceback.format_exception(info.value)) + repr(info.value)
+        assert GATEWAY_KEY not in shown, (inner, shown[-600:])
+        assert "[redacted]" in str(info.value), str(info.value)
+        error = info.value  # the SDK's exception (with the body) is not chained into tracebacks
+        assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
+    assert clean_sim.stats()["keys_echoed"] >= 4
+
+
+def test_remembered_secrets_are_redacted_everywhere() -> None:
+    from judgeflow.clients.base import ClientError, remember_secret
+
+    key = "plain-secret-value-0042"
+    assert redact(f"bad key {key}") == f"bad key {key}"  # not key-shaped, not yet known
+    remember_secret(key)
+    remember_secret("EMPTY")  # a placeholder is too short to be redacted by value
+    assert redact(f"bad key {key}!") == "bad key [redacted]!"
+    assert str(ClientError(f"HTTP 401: {key}")) == "HTTP 401: [redacted]"
+    assert redact("EMPTY reply") == "EMPTY reply"

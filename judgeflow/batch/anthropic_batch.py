@@ -20,6 +20,7 @@ from judgeflow.batch.requests import Chunk, iter_lines
 from judgeflow.batch.types import BatchState, BatchStatus, ResultItem, Submission
 from judgeflow.clients.base import redact
 from judgeflow.clients.factory import resolve_api_key
+from judgeflow.clients.sdk_errors import sdk_boundary
 from judgeflow.specs import JudgeSpec
 
 
@@ -33,8 +34,10 @@ class AnthropicBatchProvider:
         client: anthropic.Anthropic | None = None, max_retries: int = 2,
     ) -> None:
         self.spec = spec
+        # Kept to redact it from errors: every SDK call below leaves through ``sdk_boundary``.
+        self._api_key = api_key if client is not None else resolve_api_key(spec, api_key)
         self.client = client or anthropic.Anthropic(
-            api_key=resolve_api_key(spec, api_key) or "EMPTY", base_url=spec.base_url,
+            api_key=self._api_key or "EMPTY", base_url=spec.base_url,
             max_retries=max_retries, timeout=spec.timeout_s,
         )
 
@@ -44,10 +47,12 @@ class AnthropicBatchProvider:
     def upload(self, chunk: Chunk) -> str | None:
         return None  # requests travel inline with create
 
+    @sdk_boundary(anthropic, "Anthropic batch create")
     def create(self, chunk: Chunk, input_file_id: str | None, metadata: dict[str, str]) -> Submission:
         batch = self.client.messages.batches.create(requests=list(iter_lines(chunk)))  # type: ignore[arg-type]
         return Submission(batch_id=batch.id, created_at=batch.created_at.timestamp())
 
+    @sdk_boundary(anthropic, "Anthropic batch list")
     def find_lost(
         self, chunk: Chunk, metadata: dict[str, str], since: float, claimed: set[str]
     ) -> str | None:
@@ -68,6 +73,7 @@ class AnthropicBatchProvider:
                 best = (created, batch.id)
         return best[1] if best else None
 
+    @sdk_boundary(anthropic, "Anthropic batch status")
     def poll_once(self, batch_id: str) -> BatchStatus:
         batch = self.client.messages.batches.retrieve(batch_id)
         c = batch.request_counts
@@ -80,6 +86,7 @@ class AnthropicBatchProvider:
             expired=c.expired, cancelled=c.canceled,
         )
 
+    @sdk_boundary(anthropic, "Anthropic batch results download")
     def collect(self, status: BatchStatus) -> Iterator[ResultItem]:
         for item in self.client.messages.batches.results(status.batch_id):
             result = item.result
@@ -96,5 +103,6 @@ class AnthropicBatchProvider:
             else:  # canceled | expired
                 yield ResultItem(item.custom_id, error=result.type)
 
+    @sdk_boundary(anthropic, "Anthropic batch cancel")
     def cancel(self, batch_id: str) -> None:
         self.client.messages.batches.cancel(batch_id)

@@ -19,6 +19,7 @@ from judgeflow.batch.types import BatchState, BatchStatus, ResultItem, Submissio
 from judgeflow.clients.base import redact
 from judgeflow.clients.factory import resolve_api_key
 from judgeflow.clients.fast_openai import parse_openai_reply
+from judgeflow.clients.sdk_errors import sdk_boundary
 from judgeflow.specs import JudgeSpec
 
 _STATES: dict[str, BatchState] = {
@@ -46,8 +47,10 @@ class OpenAIBatchProvider:
         max_retries: int = 2,
     ) -> None:
         self.spec = spec
+        # Kept to redact it from errors: every SDK call below leaves through ``sdk_boundary``.
+        self._api_key = api_key if client is not None else resolve_api_key(spec, api_key)
         self.client = client or openai.OpenAI(
-            api_key=resolve_api_key(spec, api_key) or "EMPTY", base_url=spec.base_url, max_retries=max_retries,
+            api_key=self._api_key or "EMPTY", base_url=spec.base_url, max_retries=max_retries,
             timeout=spec.timeout_s,
         )
 
@@ -56,11 +59,13 @@ class OpenAIBatchProvider:
 
     # -- submit --------------------------------------------------------------------------------
 
+    @sdk_boundary(openai, "OpenAI batch upload")
     def upload(self, chunk: Chunk) -> str | None:
         with open(chunk.path, "rb") as fh:  # the SDK streams an open file handle
             file = self.client.files.create(file=(chunk.path.name, fh), purpose="batch")
         return file.id
 
+    @sdk_boundary(openai, "OpenAI batch create")
     def create(self, chunk: Chunk, input_file_id: str | None, metadata: dict[str, str]) -> Submission:
         if input_file_id is None:
             raise ValueError("OpenAI batches need an uploaded input file")
@@ -70,6 +75,7 @@ class OpenAIBatchProvider:
         )
         return Submission(batch_id=batch.id, input_file_id=input_file_id, created_at=float(batch.created_at))
 
+    @sdk_boundary(openai, "OpenAI batch list")
     def find_lost(
         self, chunk: Chunk, metadata: dict[str, str], since: float, claimed: set[str]
     ) -> str | None:
@@ -84,6 +90,7 @@ class OpenAIBatchProvider:
 
     # -- poll ----------------------------------------------------------------------------------
 
+    @sdk_boundary(openai, "OpenAI batch status")
     def poll_once(self, batch_id: str) -> BatchStatus:
         batch = self.client.batches.retrieve(batch_id)
         counts = batch.request_counts
@@ -108,6 +115,7 @@ class OpenAIBatchProvider:
 
     # -- collect -------------------------------------------------------------------------------
 
+    @sdk_boundary(openai, "OpenAI batch results download")
     def collect(self, status: BatchStatus) -> Iterator[ResultItem]:
         for file_id in (status.output_file_id, status.error_file_id):
             if not file_id:
@@ -117,6 +125,7 @@ class OpenAIBatchProvider:
                     if raw.strip():
                         yield _result_item(orjson.loads(raw))
 
+    @sdk_boundary(openai, "OpenAI batch cancel")
     def cancel(self, batch_id: str) -> None:
         self.client.batches.cancel(batch_id)
 

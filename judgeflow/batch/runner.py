@@ -39,6 +39,7 @@ import polars as pl
 from judgeflow.batch.ledger import Ledger, LedgerEntry, entry_id
 from judgeflow.batch.requests import Chunk, follow_up_chunks, write_chunks
 from judgeflow.batch.types import BatchProvider, BatchStatus
+from judgeflow.clients.base import TransientError
 from judgeflow.cost import cost_of
 from judgeflow.judging.records import JudgmentSink, judgment_record, read_judgments
 from judgeflow.parsing import ParseError, parse_reply
@@ -135,6 +136,8 @@ def _transient_types() -> tuple[type[BaseException], ...]:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors a later identical call may not get: 408/409/429/5xx/529, connection."""
+    if isinstance(exc, TransientError):  # the providers re-raise SDK errors as judgeflow's
+        return True
     if isinstance(exc, _transient_types()):
         return True
     status = getattr(exc, "status_code", None)

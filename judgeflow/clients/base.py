@@ -9,6 +9,7 @@ class whether trying again can help. Retries, rate limits and budgets are layere
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,12 +29,22 @@ class Completion:
 
 
 class ClientError(Exception):
-    """Base of the judge client errors. Messages never contain API keys or prompt text."""
+    """Base of the judge client errors. Messages never contain API keys or prompt text.
+
+    The message is redacted on construction (every key judgeflow has resolved, and anything
+    shaped like a key), so whatever path an error takes (a judgment record, a log line, a
+    Prefect state message, a traceback) it cannot carry a key that an error body echoed.
+    """
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.status = status
         self.attempts = 1
+
+    @property
+    def status_code(self) -> int | None:
+        """The HTTP status, under the name the SDKs' errors use (for status-based classifiers)."""
+        return self.status
 
 
 class TransientError(ClientError):
@@ -118,15 +129,36 @@ def parse_retry_after(headers: Any) -> float | None:
 
 _KEYLIKE = re.compile(r"(sk-|sk_|key-)[A-Za-z0-9_*.-]{4,}")
 
+#: Shorter values are not redacted by value (a placeholder such as "EMPTY" would mangle text).
+MIN_SECRET_CHARS = 8
+_secrets: tuple[str, ...] = ()
+_secrets_lock = threading.Lock()
+
+
+def remember_secret(secret: str | None) -> None:
+    """Redact ``secret`` from every message from now on, in this process.
+
+    Called wherever judgeflow gets hold of an API key (``resolve_api_key``, every client), so an
+    error raised far from the client that knows the key is still scrubbed of it.
+    """
+    global _secrets
+    if not secret or len(secret) < MIN_SECRET_CHARS or secret in _secrets:
+        return
+    with _secrets_lock:
+        if secret not in _secrets:  # longest first: a key that contains another is fully replaced
+            _secrets = tuple(sorted((*_secrets, secret), key=len, reverse=True))
+
 
 def redact(text: str, secret: str | None = None) -> str:
-    """``text`` without the API key or anything shaped like one.
+    """``text`` without the API key, any key judgeflow has resolved, or anything shaped like one.
 
-    Providers echo part of a wrong key in 401 messages ("Incorrect API key provided: sk-ab***");
-    error messages end up in judgment records and logs, so they are scrubbed at the source.
+    Providers and gateways echo a wrong key in 401 messages ("Incorrect API key provided:
+    sk-ab***", or the whole key); error messages end up in judgment records and logs, so they are
+    scrubbed at the source.
     """
-    if secret:
-        text = text.replace(secret, "[redacted]")
+    for known in (secret, *_secrets) if secret else _secrets:
+        if known and known in text:
+            text = text.replace(known, "[redacted]")
     return _KEYLIKE.sub("[redacted]", text)
 
 

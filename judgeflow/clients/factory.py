@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from judgeflow.clients.base import JudgeClient, PermanentError
+from judgeflow.clients.base import JudgeClient, PermanentError, remember_secret
 from judgeflow.clients.fast_anthropic import FastAnthropicClient
 from judgeflow.clients.fast_openai import FastOpenAIClient
 from judgeflow.clients.resilient import ResilientClient
@@ -30,11 +30,13 @@ def resolve_api_key(spec: JudgeSpec, api_key: str | None = None) -> str | None:
     a self-hosted server (custom ``base_url``, vLLM) may run without auth.
     """
     if api_key:
+        remember_secret(api_key)
         return api_key
     env = spec.api_key_env or DEFAULT_KEY_ENV.get(spec.provider)
     value = os.environ.get(env) if env else None
     if not value and spec.provider in ("openai", "anthropic") and spec.base_url is None:
         raise PermanentError(f"judge {spec.name!r}: no API key; set the environment variable {env}")
+    remember_secret(value)  # from now on redacted from every message of this process
     return value or None
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from judgeflow.clients.base import Completion
+from judgeflow.clients.base import Completion, TransientError
 from judgeflow.clients.pooled import PooledJSONTransport
 from judgeflow.specs import Sampling
 

@@ -1,9 +1,10 @@
 """A lean OpenAI chat-completions client: one pooled aiohttp session, orjson, no pydantic.
 
-Why not the official SDK on the hot path: on 2 cores the SDK spends 2-4 ms of CPU per request
-(pydantic models, httpx) and tops out near 260 rows/s whatever the concurrency, while a raw
-pooled client spends ~0.2 ms (see /work/shared/reference/performance-anchors.md). This client
-speaks exactly the subset judges need: ``POST {base_url}/chat/completions``, non-streaming.
+Why not the official SDK on the hot path: on 2 cores the SDK spends 2-3.5 ms of client CPU per
+request (pydantic models, httpx), and its throughput falls as concurrency grows, while judgeflow's
+whole live path over this client (render, HTTP, parse, records) spends under 0.4 ms per row
+(BENCHMARKS.md, live judging against the simulator). This client speaks exactly the subset
+judges need: ``POST {base_url}/chat/completions``, non-streaming.
 
 Works for OpenAI and any OpenAI-compatible server (``vllm serve``); for those it also sends the
 sampling extras vLLM accepts (``repetition_penalty``) and the classic ``max_tokens`` field, while
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from judgeflow.clients.base import Completion
+from judgeflow.clients.base import Completion, TransientError
 from judgeflow.clients.pooled import PooledJSONTransport
 from judgeflow.specs import Sampling
 

@@ -13,7 +13,19 @@ from typing import Any
 import aiohttp
 import orjson
 
-from judgeflow.clients.base import PermanentError, TimeoutError, TransientError, error_for_status, redact
+from judgeflow.clients.base import (
+    PermanentError,
+    TimeoutError,
+    TransientError,
+    error_for_status,
+    redact,
+    remember_secret,
+)
+
+
+#: How much of an error body is kept before redaction; the final message is cut to 500 chars
+#: after the key is replaced (cutting first could leave the head of an echoed key behind).
+ERROR_BODY_CHARS = 4000
 
 
 def error_message(raw: bytes) -> str:
@@ -26,9 +38,9 @@ def error_message(raw: bytes) -> str:
             return str(inner.get("message") or inner.get("type") or err)
         if isinstance(err, str):
             return err
-        return str(data.get("message") or data)[:300]
+        return str(data.get("message") or data)[:ERROR_BODY_CHARS]
     except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return raw[:300].decode("utf-8", "replace")
+        return raw[:ERROR_BODY_CHARS].decode("utf-8", "replace")
 
 
 class PooledJSONTransport:
@@ -49,6 +61,7 @@ class PooledJSONTransport:
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._headers = {"Content-Type": "application/json", **headers}
         self._api_key = api_key
+        remember_secret(api_key)
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:

@@ -11,8 +11,9 @@ from typing import Any
 
 import anthropic
 
-from judgeflow.clients.base import Completion, TimeoutError, TransientError, error_for_status, redact
+from judgeflow.clients.base import Completion, TransientError, remember_secret
 from judgeflow.clients.fast_anthropic import anthropic_body
+from judgeflow.clients.sdk_errors import client_error
 from judgeflow.specs import Sampling
 
 
@@ -29,6 +30,7 @@ class SDKAnthropicClient:
     ) -> None:
         self.model = model
         self._api_key = api_key
+        remember_secret(api_key)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key or "EMPTY", base_url=base_url, max_retries=0, timeout=timeout_s
         )
@@ -47,15 +49,12 @@ class SDKAnthropicClient:
         body = anthropic_body(self.model, system, user, sampling)
         try:
             reply = await self._client.messages.create(**body)
-        except anthropic.APITimeoutError:
-            raise TimeoutError("no reply within the timeout") from None
-        except anthropic.APIConnectionError as exc:
-            raise TransientError(redact(f"connection error: {exc}", self._api_key)) from None
-        except anthropic.APIStatusError as exc:
-            raise error_for_status(
-                exc.status_code, exc.message, exc.response.headers, secret=self._api_key
-            ) from None
-        text = "".join(block.text for block in reply.content if getattr(block, "type", None) == "text")
+        except anthropic.APIError as exc:  # every SDK error leaves as a redacted ClientError
+            raise client_error(exc, anthropic, self._api_key) from None
+        blocks = getattr(reply, "content", None)
+        if not isinstance(blocks, list):  # a 200 holding an error object
+            raise TransientError("malformed reply without content blocks")
+        text = "".join(block.text for block in blocks if getattr(block, "type", None) == "text")
         return Completion(
             text=text,
             input_tokens=reply.usage.input_tokens,

@@ -13,8 +13,9 @@ from typing import Any
 
 import openai
 
-from judgeflow.clients.base import Completion, TimeoutError, TransientError, error_for_status, redact
+from judgeflow.clients.base import Completion, TransientError, remember_secret
 from judgeflow.clients.fast_openai import openai_body
+from judgeflow.clients.sdk_errors import client_error
 from judgeflow.specs import Sampling
 
 
@@ -33,6 +34,7 @@ class SDKOpenAIClient:
         self.model = model
         self.vllm_extras = vllm_extras
         self._api_key = api_key
+        remember_secret(api_key)
         # A server without auth (vllm serve) still needs a non-empty key for the SDK.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or "EMPTY", base_url=base_url, max_retries=0, timeout=timeout_s
@@ -55,16 +57,13 @@ class SDKOpenAIClient:
             extra["extra_body"] = {"repetition_penalty": body.pop("repetition_penalty")}
         try:
             reply = await self._client.chat.completions.create(**body, **extra)
-        except openai.APITimeoutError:
-            raise TimeoutError("no reply within the timeout") from None
-        except openai.APIConnectionError as exc:
-            raise TransientError(redact(f"connection error: {exc}", self._api_key)) from None
-        except openai.APIStatusError as exc:
-            raise error_for_status(
-                exc.status_code, exc.message, exc.response.headers, secret=self._api_key
-            ) from None
-        choice = reply.choices[0]
-        usage = reply.usage
+        except openai.APIError as exc:  # every SDK error leaves as a redacted ClientError
+            raise client_error(exc, openai, self._api_key) from None
+        try:
+            choice = reply.choices[0]
+        except (AttributeError, IndexError, TypeError) as exc:  # a 200 holding an error object
+            raise TransientError(f"malformed reply without choices: {type(exc).__name__}") from None
+        usage = getattr(reply, "usage", None)
         return Completion(
             text=choice.message.content or choice.message.refusal or "",
             input_tokens=usage.prompt_tokens if usage else 0,

@@ -22,6 +22,7 @@ import orjson
 import polars as pl
 
 from judgeflow.clients import make_client
+from judgeflow.clients.base import redact
 from judgeflow.config import GenerationConfig, GeneratorSpec
 from judgeflow.loading import content_hashes
 from judgeflow.specs import JudgeSpec
@@ -100,7 +101,9 @@ async def _generate(plan: pl.DataFrame, config: GenerationConfig) -> list[dict[s
                     if not text.strip():
                         text, error = None, "empty completion"
                 except Exception as exc:  # noqa: BLE001 - recorded per item, never raised
-                    text, error = None, f"{type(exc).__name__}: {exc}"
+                    # Client errors are redacted already; anything else (a library's own error)
+                    # is redacted here before it is stored.
+                    text, error = None, redact(f"{type(exc).__name__}: {exc}")
             return {
                 "generation_id": item["generation_id"], "content_hash": item["content_hash"],
                 "slot": item["slot"], "generator": generator.name, "model": generator.model,

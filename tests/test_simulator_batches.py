@@ -378,3 +378,70 @@ def test_batch_unparseable_and_sticky_errors(make_simulator) -> None:  # type: i
         wait_anthropic(ant_client, ab.id)
         rounds.append({r.custom_id for r in ant_client.messages.batches.results(ab.id) if r.result.type == "errored"})
     assert rounds[0] and rounds[0] == rounds[1]
+
+
+# --- result-line faults ----------------------------------------------------------------------
+
+LINE_FAULTS: dict[str, Any] = {"batch_bad_line_rate": 0.15, "batch_unknown_id_rate": 0.1,
+                               "batch_duplicate_rate": 0.1, "batch_conflict_rate": 0.15, "seed": 5}
+
+
+def _line_census(raw: bytes, sent: set[str]) -> dict[str, Any]:
+    """What a careful reader finds in a result file: bad lines, unknown ids, duplicate ids."""
+    bad, unknown, per_id = 0, 0, {}  # type: ignore[var-annotated]
+    for line in raw.splitlines():
+        try:
+            cid = orjson.loads(line)["custom_id"]
+        except orjson.JSONDecodeError:
+            bad += 1
+            continue
+        if cid not in sent:
+            unknown += 1
+        per_id.setdefault(cid, []).append(line)
+    return {"bad": bad, "unknown": unknown, "dup_ids": {c for c, ls in per_id.items() if len(ls) > 1}}
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_result_line_faults(make_simulator, provider: str) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**(FAST | LINE_FAULTS))
+    sent = {f"req-{i}" for i in range(20)}
+    if provider == "openai":
+        client = oai(sim)
+        done, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS)).id)
+        raw = client.files.content(done.output_file_id).content
+    else:
+        aclient = ant(sim)
+        batch = aclient.messages.batches.create(requests=ant_requests(ANSWERS))  # type: ignore[arg-type]
+        ended, _ = wait_anthropic(aclient, batch.id)
+        raw = httpx.get(ended.results_url, headers={"x-api-key": "k"}).content
+    census = _line_census(raw, sent)
+    faults = sim.stats()["faults"]
+    assert census["bad"] == faults["batch_bad_lines"] > 0
+    assert census["unknown"] == faults["batch_unknown_custom_ids"] > 0
+    dup = faults.get("batch_duplicate_lines", 0) + faults.get("batch_conflicting_duplicates", 0)
+    assert len(census["dup_ids"]) == dup > 0 and faults["batch_conflicting_duplicates"] > 0
+    # a truncated bad line still names its request; a garbage one does not
+    assert any(b'"custom_id"' in line for line in raw.splitlines() if line.startswith(b"{") and not line.endswith(b"}"))
+    # answers the client cannot use (bad line, two different answers) are not billed as usable,
+    # so asking them again is not double payment; every other success is
+    unusable = faults["batch_bad_lines"] + faults["batch_conflicting_duplicates"]
+    first = sim.stats()
+    assert first["custom_ids_paid_twice"] == 0
+    if provider == "openai":
+        client = oai(sim)
+        wait_openai(client, submit(client, input_jsonl(ANSWERS)).id)
+    else:
+        aclient = ant(sim)
+        wait_anthropic(aclient, aclient.messages.batches.create(requests=ant_requests(ANSWERS)).id)  # type: ignore[arg-type]
+    assert sim.stats()["custom_ids_paid_twice"] == 20 - unusable
+
+
+def test_result_line_faults_on_demand_hit_only_the_first_batches(make_simulator) -> None:  # type: ignore[no-untyped-def]
+    sim = make_simulator(**(FAST | {"batch_bad_line_rate": 1.0, "batch_line_faults_first_n": 1}))
+    client = oai(sim)
+    first, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS[:4])).id)
+    assert first.output_file_id is not None
+    assert all(not line.endswith(b"}") for line in client.files.content(first.output_file_id).content.splitlines())
+    second, _ = wait_openai(client, submit(client, input_jsonl(ANSWERS[:4], prefix="again")).id)
+    assert len(jsonl(client, second.output_file_id)) == 4  # clean: every line parses
+    assert sim.stats()["faults"]["batch_bad_lines"] == 4

@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from judgeflow.simulator import wire
+from judgeflow.simulator.batch_faults import CONFLICTING_TEXT, ResultLine, write_lines
 from judgeflow.simulator.lifecycle import TERMINAL, Timeline
 from judgeflow.simulator.live import STATE_KEY, authorized, unauthorized
 from judgeflow.simulator.openai_batches import draw_outcomes, new_timeline
@@ -88,10 +89,10 @@ def _materialize(state: SimState, batch: AnthropicBatch, now: float) -> None:
     n = len(batch.requests)
     done = batch.timeline.final_done(n)
     counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
-    lines: list[bytes] = []
-    paid: list[str] = []
+    lines: list[ResultLine] = []
     for i, (cid, params) in enumerate(batch.requests):
         result: dict[str, Any]
+        conflict = None
         if i >= done:
             kind = "expired" if phase == "expired" else "canceled"
             result = {"type": kind}
@@ -106,15 +107,22 @@ def _materialize(state: SimState, batch: AnthropicBatch, now: float) -> None:
                 state.faults["unparseable"] += 1
             prompt, chars = wire.prompt_of(params["messages"])
             text = wire.judge_text(state, prompt, False, unparseable)
-            message = wire.anthropic_message(state, params, text, wire.anthropic_prompt_chars(params, chars))
+            prompt_chars = wire.anthropic_prompt_chars(params, chars)
+            message = wire.anthropic_message(state, params, text, prompt_chars)
             result = {"type": "succeeded", "message": message}
-            paid.append(cid)
+            conflict = (lambda cid=cid, params=params, prompt_chars=prompt_chars: {
+                "custom_id": cid,
+                "result": {"type": "succeeded", "message": wire.anthropic_message(
+                    state, params, CONFLICTING_TEXT, prompt_chars)},
+            })
         counts[kind] += 1
-        lines.append(orjson.dumps({"custom_id": cid, "result": result}))
+        lines.append(ResultLine(cid, {"custom_id": cid, "result": result}, paid=kind == "succeeded",
+                                conflict=conflict))
     if phase == "expired":
         state.faults["batch_expired"] += 1
     batch.counts = counts
-    batch.results = b"\n".join(lines) + b"\n"
+    written, paid = write_lines(state, "anthropic", batch.seq, lines)
+    batch.results = b"\n".join(written) + b"\n"
     state.record_paid("anthropic", paid)
 
 

@@ -81,6 +81,22 @@ class SimulatorConfig(BaseModel):
     batch_request_error_seed_by_attempt: bool = True
     """When true, a custom_id that failed in one batch is re-drawn in the next (so a re-submission
     round can succeed); when false the same custom_id always fails."""
+
+    # --- batch result-line faults (one draw per result line, per batch: a re-submission redraws)
+    batch_bad_line_rate: Rate = _rate()
+    """Result lines written as invalid JSON (alternately cut in half, custom_id still readable,
+    and plain garbage). Such an answer is not counted as paid: the client cannot use it."""
+    batch_unknown_id_rate: Rate = _rate()
+    """Result lines followed (at the end of the file) by a copy for a custom_id never sent."""
+    batch_duplicate_rate: Rate = _rate()
+    """Result lines written twice, identical (the copy at the end of the file)."""
+    batch_conflict_rate: Rate = _rate()
+    """Successful result lines written twice with different answers (the copy at the end);
+    not counted as paid."""
+    batch_line_faults_first_n: int = Field(default=0, ge=0)
+    """When > 0, result-line faults hit only the first n batches of each provider (on demand:
+    the re-submission rounds then come back clean)."""
+
     max_batch_requests: int = Field(default=50_000, ge=1)
     max_anthropic_batch_requests: int = Field(default=100_000, ge=1)
 

@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from judgeflow.simulator import wire
+from judgeflow.simulator.batch_faults import CONFLICTING_TEXT, ResultLine, write_lines
 from judgeflow.simulator.lifecycle import TERMINAL, Timeline
 from judgeflow.simulator.live import STATE_KEY, authorized, unauthorized
 from judgeflow.simulator.state import SimState
@@ -356,6 +357,15 @@ def _error_line(state: SimState, cid: str, code: str, message: str) -> dict[str,
             "error": {"code": code, "message": message}}
 
 
+def _success_line(state: SimState, cid: str, completion: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": state.next_id("batch_req_"),
+        "custom_id": cid,
+        "response": {"status_code": 200, "request_id": state.next_id("req_"), "body": completion},
+        "error": None,
+    }
+
+
 def materialize(state: SimState, batch: OpenAIBatch, now: float) -> None:
     """Write the output and error files of a terminal batch (once)."""
     phase = batch.timeline.phase(now)
@@ -367,9 +377,8 @@ def materialize(state: SimState, batch: OpenAIBatch, now: float) -> None:
         return
     n = len(batch.requests)
     done = batch.timeline.final_done(n)
-    out_lines: list[bytes] = []
-    err_lines: list[bytes] = []
-    paid: list[str] = []
+    out_lines: list[ResultLine] = []
+    err_lines: list[ResultLine] = []
     for i, (cid, body) in enumerate(batch.requests):
         if i >= done:
             if phase == "expired":
@@ -377,12 +386,12 @@ def materialize(state: SimState, batch: OpenAIBatch, now: float) -> None:
                                    "This request could not be executed before the completion window expired.")
             else:
                 line = _error_line(state, cid, "batch_cancelled", "This request was cancelled before it was executed.")
-            err_lines.append(orjson.dumps(line))
+            err_lines.append(ResultLine(cid, line, paid=False))
             continue
         outcome = batch.outcomes[i]
         if outcome == "error":
             state.faults["batch_request_errors"] += 1
-            err_lines.append(orjson.dumps({
+            err_lines.append(ResultLine(cid, {
                 "id": state.next_id("batch_req_"),
                 "custom_id": cid,
                 "response": {
@@ -392,7 +401,7 @@ def materialize(state: SimState, batch: OpenAIBatch, now: float) -> None:
                                        "type": "server_error", "param": None, "code": None}},
                 },
                 "error": None,
-            }))
+            }, paid=False))
             continue
         prompt, chars = wire.prompt_of(body["messages"])
         if outcome == "unparseable":
@@ -401,22 +410,22 @@ def materialize(state: SimState, batch: OpenAIBatch, now: float) -> None:
         completion = wire.chat_completion(state, body, text, chars)
         batch.usage["input_tokens"] += completion["usage"]["prompt_tokens"]
         batch.usage["output_tokens"] += completion["usage"]["completion_tokens"]
-        out_lines.append(orjson.dumps({
-            "id": state.next_id("batch_req_"),
-            "custom_id": cid,
-            "response": {"status_code": 200, "request_id": state.next_id("req_"), "body": completion},
-            "error": None,
-        }))
-        paid.append(cid)
+        out_lines.append(ResultLine(
+            cid, _success_line(state, cid, completion), paid=True,
+            conflict=lambda cid=cid, body=body, chars=chars: _success_line(
+                state, cid, wire.chat_completion(state, body, CONFLICTING_TEXT, chars)),
+        ))
     if phase == "expired":
         state.faults["batch_expired"] += 1
-    if out_lines:
+    out_bytes, paid = write_lines(state, "openai", batch.seq, out_lines)
+    err_bytes, _ = write_lines(state, "openai-errors", batch.seq, err_lines)
+    if out_bytes:
         batch.output_file_id = store_file(
-            state, b"\n".join(out_lines) + b"\n", f"{batch.id}_output.jsonl", "batch_output"
+            state, b"\n".join(out_bytes) + b"\n", f"{batch.id}_output.jsonl", "batch_output"
         )["id"]
-    if err_lines:
+    if err_bytes:
         batch.error_file_id = store_file(
-            state, b"\n".join(err_lines) + b"\n", f"{batch.id}_error.jsonl", "batch_output"
+            state, b"\n".join(err_bytes) + b"\n", f"{batch.id}_error.jsonl", "batch_output"
         )["id"]
     state.record_paid("openai", paid)
 

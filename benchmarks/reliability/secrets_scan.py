@@ -4,18 +4,68 @@ Places searched: the build subprocesses' stdout/stderr, every file of the output
 folders, judgment store, batch ledger and chunk files), every object in the S3 bucket, every log
 line and artifact on the Prefect server (read back through the Prefect client), and the Prefect
 server's SQLite database file as a catch-all (flow-run parameters, states, task results).
+
+Compressed data is decoded first: a key in a zstd-compressed Parquet column (a judgment record's
+``error``) or in a gzip file is invisible in the raw bytes. Parquet files are read with polars and
+every value searched (nested lists and structs included); gzip is decompressed. What cannot be
+decoded is still searched as raw bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
 import os
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+#: Decompressed size a gzip member may reach before the scan stops reading it (a bomb guard).
+MAX_DECODED_BYTES = 512 * 1024 * 1024
+
+
+def _gunzip(data: bytes) -> bytes | None:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            return fh.read(MAX_DECODED_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
+def _parquet_text(data: bytes) -> bytes | None:
+    """Every value of a Parquet file as NDJSON text (the schema's names too), or None."""
+    try:
+        frame = pl.read_parquet(io.BytesIO(data))
+    except Exception:  # noqa: BLE001 - polars raises several types for a corrupt file
+        return None
+    return (" ".join(frame.columns) + "\n" + frame.write_ndjson()).encode()
+
+
+def decoded(data: bytes) -> bytes:
+    """``data`` plus what it holds once decompressed (gzip, possibly nested) or decoded (Parquet)."""
+    parts = [data]
+    for _ in range(3):  # e.g. a gzip of a Parquet file
+        current = parts[-1]
+        if current[:2] == GZIP_MAGIC:
+            inner = _gunzip(current)
+        elif current[:4] == PARQUET_MAGIC and current[-4:] == PARQUET_MAGIC:
+            inner = _parquet_text(current)
+        else:
+            inner = None
+        if inner is None:
+            break
+        parts.append(inner)
+    return b"\n".join(parts)
+
 
 def _hits(data: bytes, canaries: Iterable[str], where: str) -> list[str]:
+    data = decoded(data)
     return [f"{where}: contains {c[:6]}..." for c in canaries if c.encode() in data]
 
 
@@ -41,7 +91,8 @@ def scan_bucket(client: Any, bucket: str, canaries: tuple[str, ...]) -> tuple[in
         for obj in page.get("Contents", []):
             body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             scanned += 1
-            found += _hits(obj["Key"].encode() + b"\n" + body, canaries, f"s3://{bucket}/{obj['Key']}")
+            where = f"s3://{bucket}/{obj['Key']}"
+            found += _hits(obj["Key"].encode(), canaries, f"{where} (key)") + _hits(body, canaries, where)
     return scanned, found
 
 

@@ -2,6 +2,11 @@
 
 load -> validate -> (generate) -> judge -> merge -> pairs -> report -> write -> publish
 
+A build that is not a dataset (a judge failed more than ``max_failed_fraction`` of its requests,
+no pair came out of the rows, or no row came in) writes its run folder with ``"status":
+"failed"`` in the manifest, publishes nothing, and ends its flow run Failed with the reasons
+(``judgeflow.health``).
+
 Every step is a task or subflow named for what it does, so the Prefect UI reads like this page.
 The one parameter is a typed ``BuildConfig``: the UI renders it as a form, `judgeflow run
 CONFIG.yaml` and the demo pass the same model.
@@ -17,8 +22,10 @@ from typing import Any
 
 import polars as pl
 from prefect import flow, get_run_logger
+from prefect.states import Failed, State
 
 from judgeflow.config import BuildConfig
+from judgeflow.health import JUDGE_TABLE_SCHEMA, BuildFailed, build_failures
 from judgeflow.names import ensure_folder
 from judgeflow.pipeline import derive_run_id, run_paths
 from flows.judging import judge_rows
@@ -52,8 +59,12 @@ def _ensure(folder: Path) -> Path:
 
 
 @flow(name="build-preference-dataset", log_prints=False)
-def build_preference_dataset(config: BuildConfig) -> dict[str, Any]:
-    """Judge the input rows with every configured judge and publish a preference dataset."""
+def build_preference_dataset(config: BuildConfig) -> dict[str, Any] | State:
+    """Judge the input rows with every configured judge and publish a preference dataset.
+
+    Returns the build's result; a failed build returns a Failed state holding ``BuildFailed``
+    (calling the flow raises it; ``return_state=True`` gives the state).
+    """
     logger = get_run_logger()
     started = datetime.now(UTC)
     staging = Path(tempfile.mkdtemp(prefix=".loading-", dir=_ensure(Path(config.output.dir))))
@@ -96,18 +107,34 @@ def build_preference_dataset(config: BuildConfig) -> dict[str, Any]:
         "cost_usd": round(merged["cost_usd"], 6),
         **{k: v for k, v in merged["agreement"].items() if v is not None},
     }
+    judges = pl.DataFrame(merged["judges"], schema=JUDGE_TABLE_SCHEMA)
+    failures = build_failures(judges, rows_in=counts["rows_in"], rows_valid=rows.height,
+                              pairs=counts["pairs"], max_failed_fraction=config.max_failed_fraction)
+    status = {"status": "failed", "failures": failures} if failures else {"status": "complete"}
     report_path = write_report(config, paths, summary)
-    manifest_path = write_outputs(config, paths, counts, started)
-    published = publish_outputs(config, paths) if config.output.publish_uri else None
+    manifest_path = write_outputs(config, paths, counts, started, extra=status)
+    published = None
+    if config.output.publish_uri and failures:
+        logger.warning("run %s failed: not publishing it to %s", paths.run_id, config.output.publish_uri)
+    elif config.output.publish_uri:
+        published = publish_outputs(config, paths)
     summary_artifacts(paths, summary)
     clean_work_dir(paths)
     logger.info("run %s done: %d pairs from %d judged rows (%s live chunks)", paths.run_id,
                 counts["pairs"], counts["rows_judged"], judged["live_chunks"])
-    return {
+    result = {
         "summary": summary,
         "counts": counts,
+        "judges": merged["judges"],
+        "set_aside": [m for p in plan.values() for m in p.get("set_aside", [])],
+        **status,
         "run_dir": str(paths.run_dir),
         "report": report_path,
         "manifest": manifest_path,
         "published": published,
     }
+    if failures:
+        message = "build failed: " + "; ".join(failures)
+        logger.error("run %s: %s", paths.run_id, message)
+        return Failed(message=message, data=BuildFailed(message, result))
+    return result

@@ -29,7 +29,9 @@ def _remaining_budget(config: BuildConfig, spent: float) -> float | None:
     return None if config.budget_usd is None else max(config.budget_usd - spent, 0.0)
 
 
-def _live(spec: JudgeSpec, plan: dict[str, Any], store: JudgmentStore, budget: float | None) -> list[PrefectFuture[Any]]:
+def _live(
+    spec: JudgeSpec, plan: dict[str, Any], store: JudgmentStore, budget: float | None, retry_failed: bool
+) -> list[PrefectFuture[Any]]:
     """Submit the judge's chunk tasks, each waiting for the previous one."""
     futures: list[PrefectFuture[Any]] = []
     out_dir = str(store.judge_dir(spec))
@@ -37,7 +39,7 @@ def _live(spec: JudgeSpec, plan: dict[str, Any], store: JudgmentStore, budget: f
         futures.append(
             judge_chunk_live.submit(
                 spec, rows_path, requests_path, out_dir, budget_cap_usd=budget,
-                wait_for=futures[-1:],
+                retry_failed=retry_failed, wait_for=futures[-1:],
             )
         )
     return futures
@@ -92,10 +94,11 @@ def judge_rows(config: BuildConfig, plan: dict[str, Any], paths: RunPaths) -> di
         if plan[spec.name]["pending"]:
             by_mode[spec.mode].append(spec)
         else:
-            logger.info("judge %r: nothing to send (all %d requests already judged)",
+            logger.info("judge %r: nothing to send (all %d requests answered by the store)",
                         spec.name, plan[spec.name]["requests"])
 
-    live_futures = [f for spec in by_mode["live"] for f in _live(spec, plan[spec.name], store, budget)]
+    live_futures = [f for spec in by_mode["live"]
+                    for f in _live(spec, plan[spec.name], store, budget, config.retry_failed)]
 
     # Batch judges that need the same rows are submitted and polled together (concurrently).
     groups: dict[str, list[JudgeSpec]] = {}

@@ -135,6 +135,16 @@ class BuildConfig(_Strict):
     budget_usd: float | None = Field(default=None, gt=0, description="Stop new requests past this.")
     chunk_size: int = Field(default=5_000, ge=1, description="Requests per Prefect task.")
     cache: bool = Field(default=True, description="Reuse judgments already in the output store.")
+    retry_failed: bool = Field(
+        default=False,
+        description="Ask again the requests a judge itself failed (unparseable, refused, prompt too "
+        "long). Failures of the infrastructure (auth, connection, timeouts, budget) are always asked again.",
+    )
+    max_failed_fraction: float = Field(
+        default=0.05, ge=0, le=1,
+        description="The build fails (exit 1, flow run Failed, nothing published) when a judge fails "
+        "more than this fraction of its requests.",
+    )
     run_id: str | None = Field(default=None, description="Defaults to a hash of the config and input.")
 
     @field_validator("dataset", "run_id")

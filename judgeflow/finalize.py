@@ -103,7 +103,7 @@ def judge_summary(judgments: pl.DataFrame) -> pl.DataFrame:
         .agg(
             pl.len().alias("judgments"),
             (pl.col("status") == "ok").sum().alias("ok"),
-            (pl.col("status") == "failed").sum().alias("failed"),
+            (pl.col("status") != "ok").sum().alias("failed"),  # every failure status
             pl.col("error").fill_null("").str.contains("(?i)parse").sum().alias("parse_failures"),
             pl.col("input_tokens").sum(),
             pl.col("output_tokens").sum(),

@@ -38,6 +38,11 @@ class RunPaths:
     work_dir: Path
 
     @property
+    def sent_path(self) -> Path:
+        """(judge, request_id) of the requests this run sends, written by the plan step."""
+        return self.work_dir / "plan" / "sent.parquet"
+
+    @property
     def prefix(self) -> str:
         """The run's key prefix in the publish target: ``{dataset}/{date}/{run_id}/``."""
         return f"{self.run_dir.parent.parent.name}/{self.day}/{self.run_id}/"
@@ -46,7 +51,8 @@ class RunPaths:
 def config_fingerprint(config: BuildConfig) -> str:
     """Hash of what determines the dataset (not where it is written or how fast)."""
     relevant = config.model_dump(
-        mode="json", exclude={"output", "run_id", "chunk_size", "budget_usd", "cache"}
+        mode="json",
+        exclude={"output", "run_id", "chunk_size", "budget_usd", "cache", "retry_failed", "max_failed_fraction"},
     )
     for judge in relevant["judges"]:
         for key in ("concurrency", "requests_per_minute", "tokens_per_minute", "timeout_s",
@@ -98,13 +104,18 @@ class JudgePlan:
 
 
 def plan_judges(
-    specs: list[JudgeSpec], rows: pl.DataFrame, store: JudgmentStore, *, use_cache: bool = True
+    specs: list[JudgeSpec], rows: pl.DataFrame, store: JudgmentStore, *, use_cache: bool = True,
+    retry_failed: bool = False,
 ) -> list[JudgePlan]:
-    """Expand every judge's requests and subtract what the store already answered."""
+    """Expand every judge's requests and subtract what the store already answered.
+
+    Failures of the infrastructure and requests never sent stay pending (see
+    ``judgeflow.store``); ``retry_failed`` keeps the judge's own failures pending too.
+    """
     plans = []
     for spec in specs:
         requests = expand_requests(rows, spec)
-        pending = store.pending(spec, requests) if use_cache else requests
+        pending = store.pending(spec, requests, retry_failed=retry_failed) if use_cache else requests
         plans.append(JudgePlan(spec=spec, requests=requests, pending=pending))
     return plans
 
@@ -127,6 +138,27 @@ def write_chunk_files(plan: JudgePlan, rows: pl.DataFrame, work_dir: Path, size:
         rows.join(chunk.select("row_id").unique(), on="row_id", how="semi").write_parquet(rows_path)
         out.append((rows_path, requests_path))
     return out
+
+
+def sent_requests(plans: list[JudgePlan]) -> pl.DataFrame:
+    """(judge, request_id) of every request the plans send: what "this run" paid for."""
+    frames = [plan.pending.select(pl.lit(plan.spec.name).alias("judge"), "request_id") for plan in plans]
+    if not frames:
+        return pl.DataFrame(schema={"judge": pl.String, "request_id": pl.String})
+    return pl.concat(frames)
+
+
+def write_sent(paths: RunPaths, plans: list[JudgePlan]) -> None:
+    """Keep what this run sends, so the merge step can tell it from what the store answered."""
+    paths.sent_path.parent.mkdir(parents=True, exist_ok=True)
+    sent_requests(plans).write_parquet(paths.sent_path)
+
+
+def read_sent(paths: RunPaths) -> pl.DataFrame:
+    """What ``write_sent`` kept (nothing when the plan step did not run)."""
+    if not paths.sent_path.exists():
+        return sent_requests([])
+    return pl.read_parquet(paths.sent_path)
 
 
 def run_judgments(store: JudgmentStore, plans: list[JudgePlan]) -> pl.DataFrame:

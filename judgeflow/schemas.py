@@ -53,7 +53,7 @@ class InputRow(BaseModel):
 
 
 Verdict = Literal["A", "B", "tie"]
-JudgmentStatus = Literal["ok", "failed"]
+JudgmentStatus = Literal["ok", "failed", "error", "not_sent"]  # see judgeflow.judging.records
 JudgeKind = Literal["absolute", "relative", "pairwise"]
 
 

@@ -19,7 +19,8 @@ from prefect.cache_policies import NONE
 from judgeflow.config import BuildConfig
 from judgeflow.finalize import agreement_summary, finalize, judge_summary, published_tables
 from judgeflow.judging.records import JudgmentSink, read_judgments
-from judgeflow.pipeline import RunPaths, plan_judges, run_judgments, write_chunk_files
+from judgeflow.health import judge_table
+from judgeflow.pipeline import RunPaths, plan_judges, read_sent, run_judgments, write_chunk_files, write_sent
 from judgeflow.report import dataset_summary, render_report, win_rates
 from judgeflow.specs import JudgeSpec
 from judgeflow.store import JudgmentStore
@@ -35,7 +36,11 @@ def plan_judging(config: BuildConfig, rows_path: str, paths: RunPaths) -> dict[s
     logger = get_run_logger()
     rows = pl.read_parquet(rows_path)
     store = JudgmentStore.at(paths.store_dir)
-    plans = plan_judges(config.judges, rows, store, use_cache=config.cache)
+    set_aside = {spec.name: [item.message() for item in store.check_parts(spec)] for spec in config.judges}
+    for message in (m for messages in set_aside.values() for m in messages):
+        logger.warning("%s", message)  # named here; its requests are pending again below
+    plans = plan_judges(config.judges, rows, store, use_cache=config.cache, retry_failed=config.retry_failed)
+    write_sent(paths, plans)
     out: dict[str, Any] = {}
     for plan in plans:
         spec = plan.spec
@@ -51,6 +56,7 @@ def plan_judging(config: BuildConfig, rows_path: str, paths: RunPaths) -> dict[s
             "pending": plan.pending.height,
             "pending_rows_path": str(pending_rows_path),
             "chunks": [(str(r), str(q)) for r, q in chunk_files],
+            "set_aside": set_aside[spec.name],
         }
         logger.info(
             "judge %r (%s, %s): %d requests, %d already judged, %d to send in %d chunks",
@@ -67,7 +73,8 @@ def absorb_judgments(spec: JudgeSpec, source_dir: str, paths: RunPaths) -> int:
     produced = read_judgments(source_dir).collect()
     if produced.is_empty():
         return 0
-    new = produced.join(store.answered_ids(spec), on="request_id", how="anti")
+    # only answers are never recorded twice: a failure may be replaced by a newer try's record
+    new = produced.join(store.answered_ids(spec, retry_failed=True), on="request_id", how="anti")
     with JudgmentSink(store.judge_dir(spec), prefix=f"{paths.run_id}-{spec.mode}") as sink:
         sink.extend(new.iter_rows(named=True))
     return new.height
@@ -90,10 +97,11 @@ def merge_and_build_pairs(config: BuildConfig, rows_path: str, paths: RunPaths) 
     )
     result.agreement.heatmap_frame().write_parquet(paths.work_dir / "agreement_heatmap.parquet")
     per_judge = judge_summary(judgments)
+    judges = judge_table(judgments, read_sent(paths), [spec.name for spec in config.judges])
     per_judge.write_parquet(paths.work_dir / "judge_summary.parquet")
     counts = result.counts() | {
         "judgments": judgments.height,
-        "judgments_failed": int((judgments["status"] == "failed").sum()) if judgments.height else 0,
+        "judgments_failed": int((judgments["status"] != "ok").sum()) if judgments.height else 0,
     }
     logger.info(
         "merged %d judgments: %d rows judged, %d failed, %d pairs",
@@ -104,6 +112,7 @@ def merge_and_build_pairs(config: BuildConfig, rows_path: str, paths: RunPaths) 
         "agreement": agreement_summary(result.agreement),
         "cost_usd": float(judgments["cost_usd"].sum()) if judgments.height else 0.0,
         "parse_failures": int(per_judge["parse_failures"].sum()) if per_judge.height else 0,
+        "judges": judges.to_dicts(),
     }
 
 

@@ -32,6 +32,7 @@ def write_outputs_task(
     config: Any = None,
     counts: dict[str, int] | None = None,
     jsonl: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Add ``{name}.jsonl`` beside each top-level Parquet (if ``jsonl``) and write the manifest.
 
@@ -45,7 +46,7 @@ def write_outputs_task(
             write_frame(pl.read_parquet(parquet), parquet.with_suffix(".jsonl"), "jsonl")
     path = write_manifest(
         directory, dataset=dataset, run_id=run_id, date=date, started_at=started_at,
-        config=config, counts=counts,
+        config=config, counts=counts, extra=extra,
     )
     logger.info("wrote %s", path)
     return str(path)
@@ -70,8 +71,12 @@ def publish_task(run_dir: str, destination: str, s3: S3Config | None = None) -> 
     return result.to_dict()
 
 
-def write_outputs(config: BuildConfig, paths: Any, counts: dict[str, int], started: datetime) -> str:
-    """``write_outputs_task`` for a build flow (``paths``: ``judgeflow.pipeline.RunPaths``)."""
+def write_outputs(
+    config: BuildConfig, paths: Any, counts: dict[str, int], started: datetime,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """``write_outputs_task`` for a build flow (``paths``: ``judgeflow.pipeline.RunPaths``);
+    ``extra``: more top-level manifest keys (the build's ``status``)."""
     return write_outputs_task(
         str(paths.run_dir),
         dataset=config.dataset,
@@ -81,6 +86,7 @@ def write_outputs(config: BuildConfig, paths: Any, counts: dict[str, int], start
         config=config,
         counts=counts,
         jsonl="jsonl" in config.output.formats,
+        extra=extra,
     )
 
 

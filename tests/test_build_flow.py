@@ -120,3 +120,74 @@ def test_build_judges_merges_publishes_and_is_incremental(
     assert second["counts"]["requests_sent"] == 0
     assert second["run_dir"] == first["run_dir"]
     assert pl.read_parquet(Path(second["run_dir"]) / "pairs.parquet").equals(pairs)
+
+
+def _live_config(tmp_path: Path, sim: Simulator, s3: S3Config, bucket: str, rows: str = "rows.jsonl") -> BuildConfig:
+    return BuildConfig.model_validate(
+        {
+            "dataset": "keytest",
+            "input": {"uri": str(tmp_path / rows)},
+            "judges": [
+                {"name": "prometheus", "kind": "relative", "provider": "openai-compatible", "mode": "live",
+                 "model": "prometheus-7b-v2.0", "base_url": sim.openai_base_url, "api_key_env": "JF_TEST_KEY",
+                 "max_retries": 1},
+            ],
+            "output": {
+                "dir": str(tmp_path / "out"), "publish_uri": f"s3://{bucket}/datasets",
+                "s3": {"endpoint_url": s3.endpoint_url, "region": "us-east-1"},
+            },
+        }
+    )
+
+
+def test_a_wrong_key_fails_the_build_and_the_fixed_build_asks_everything_again(
+    prefect_harness: Path, simulator: Simulator, s3_config: S3Config, s3_bucket: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13 items 7 and 8: every judgment failed on a 401 -> the flow run is Failed, the
+    manifest says so and nothing is published; with the key fixed the same build sends every
+    request again (none was final) and succeeds."""
+    from flows.build import build_preference_dataset
+    from judgeflow.health import BuildFailed
+
+    simulator.configure(require_api_key=CANARY)
+    monkeypatch.setenv("JF_TEST_KEY", "sk-wrong-0123456789abcdef")
+    _write_rows(tmp_path / "rows.jsonl", n=10)
+    config = _live_config(tmp_path, simulator, s3_config, s3_bucket)
+
+    state = build_preference_dataset(config, return_state=True)
+    assert state.is_failed()
+    assert "judge 'prometheus'" in (state.message or "") and "HTTP 401" in (state.message or "")
+    failed = state.result(raise_on_failure=False)
+    assert isinstance(failed, BuildFailed) and failed.result["status"] == "failed"
+    requests = failed.result["judges"][0]["requests"]
+    assert requests > 0 and failed.result["judges"][0]["failed"] == requests
+    manifest = orjson.loads((Path(failed.result["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["status"] == "failed" and manifest["failures"]
+    assert failed.result["published"] is None
+    assert s3_config.client().list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+    assert simulator.stats()["unauthorized"] == requests
+
+    monkeypatch.setenv("JF_TEST_KEY", CANARY)
+    simulator.reset_stats()
+    second: dict[str, Any] = build_preference_dataset(config)
+    assert second["status"] == "complete" and second["published"]
+    judge = second["judges"][0]
+    assert (judge["ok"], judge["failed"], judge["from_store"]) == (requests, 0, 0)
+    assert simulator.stats()["successful_answers"] == requests
+    assert second["counts"]["requests_sent"] == requests
+    manifest = orjson.loads((Path(second["run_dir"]) / "manifest.json").read_bytes())
+    assert manifest["status"] == "complete"
+
+
+def test_an_empty_input_fails_the_build(
+    prefect_harness: Path, simulator: Simulator, s3_config: S3Config, s3_bucket: str, tmp_path: Path,
+) -> None:
+    from flows.build import build_preference_dataset
+    from judgeflow.health import BuildFailed
+
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    config = _live_config(tmp_path, simulator, s3_config, s3_bucket, rows="empty.jsonl")
+    with pytest.raises(BuildFailed, match="holds no rows"):
+        build_preference_dataset(config)
+    assert simulator.stats()["chat_completions"] == 0

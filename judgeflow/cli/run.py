@@ -43,20 +43,56 @@ def _print_summary(result: dict[str, Any], published_copy: Path | None = None) -
         f"  rows in {counts['rows_in']}: judged {counts['rows_judged']}, "
         f"quarantined {counts['rows_quarantined']}, failed {counts['rows_failed']}"
     )
+    judges = result.get("judges") or []
+    spent = sum(j["cost_this_run_usd"] for j in judges)
     typer.echo(
         f"  requests sent {counts['requests_sent']}, answered from the store {counts['requests_cached']}; "
-        f"parse failures {summary['parse_failures']}; cost ${summary['cost_usd']:.4f}"
+        f"parse failures {summary['parse_failures']}; cost of this run ${spent:.4f}"
     )
+    for j in judges:
+        typer.echo(
+            f"  judge {j['judge']}: ok {j['ok']}, failed {j['failed']}, answered from the store "
+            f"{j['from_store']}, cost of this run ${j['cost_this_run_usd']:.4f}"
+        )
     typer.echo(f"  preference pairs: {counts['pairs']}")
     for key, value in summary.items():
         if key.startswith(("alpha", "position_consistency")):
             typer.echo(f"  {key}: {value:.3f}")
+    for message in result.get("set_aside") or []:
+        typer.echo(f"  warning: {message}")
     typer.echo(f"  run folder: {result['run_dir']}")
     typer.echo(f"  report:     {result['report']}")
     if result.get("published"):
         typer.echo(f"  published:  {result['published']['uri']} (manifest last)")
     if published_copy is not None:
         typer.echo(f"  local copy of what was published: {published_copy}")
+
+
+def _build(config: BuildConfig) -> tuple[dict[str, Any], str | None]:
+    """Run the build flow: (its result, why it failed or None).
+
+    A build that ran to the end but failed (``judgeflow.health``) comes back as a Failed state
+    holding its result; anything else that went wrong is raised as before.
+    """
+    from flows.build import build_preference_dataset
+    from judgeflow.health import BuildFailed
+
+    state = build_preference_dataset(config, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BuildFailed):
+        return outcome.result, outcome.message
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome, None
+
+
+def _fail_if(reason: str | None) -> None:
+    """Exit 1 with the reason (after the summary) when the build failed."""
+    if reason is not None:
+        typer.echo(f"\nerror: {reason}", err=True)
+        typer.echo("nothing was published; the run folder holds the outputs and manifest.json says "
+                   '"status": "failed"', err=True)
+        raise typer.Exit(1)
 
 
 def _prefect_defaults() -> None:
@@ -70,18 +106,27 @@ def _prefect_defaults() -> None:
 def run(
     config_path: Annotated[Path, typer.Argument(help="Build config (YAML).", exists=True, dir_okay=False)],
     set_: Annotated[list[str], typer.Option("--set", help="Override a key: output.dir=/x")] = [],  # noqa: B006
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Also ask again what judges themselves failed (unparseable, refused)."
+    )] = False,
 ) -> None:
-    """Run one preference-dataset build from a config file."""
+    """Run one preference-dataset build from a config file.
+
+    Exit status: 0 the build is complete, 1 it failed (a judge failed more than
+    max_failed_fraction of its requests, or no pairs came out), 2 the config is invalid.
+    """
     try:
         config = _apply_overrides(load_config(config_path), set_)
+        if retry_failed:
+            config = config.model_copy(update={"retry_failed": True})
         check_output_dir(config.output.dir)  # before Prefect starts: one line, exit 2
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     _prefect_defaults()
-    from flows.build import build_preference_dataset
-
-    _print_summary(build_preference_dataset(config))
+    result, failed = _build(config)
+    _print_summary(result)
+    _fail_if(failed)
 
 
 @app.command()
@@ -93,7 +138,6 @@ def demo(
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     _prefect_defaults()
-    from flows.build import build_preference_dataset
     from judgeflow.demo import demo_config, demo_services
     from judgeflow.storage.s3 import S3Config, download
 
@@ -109,9 +153,10 @@ def demo(
         )
         dump_config(config, out / "config.yaml")
         typer.echo(f"config written to {out / 'config.yaml'}; running the build ...")
-        result = build_preference_dataset(config)
+        result, failed = _build(config)
         copy = out / "published"
         if result.get("published"):
             shutil.rmtree(copy, ignore_errors=True)
             download(result["published"]["uri"], copy, S3Config(endpoint_url=services.s3_endpoint, region="us-east-1"))
     _print_summary(result, copy if result.get("published") else None)
+    _fail_if(failed)

@@ -9,12 +9,19 @@ Generations are cached like judgments: by (row content hash before generation, s
 generator spec), in the store, so a nightly re-run neither pays again nor changes the
 candidates it already judged. A generation that fails after retries leaves the row with fewer
 candidates and is reported; it is never invented.
+
+The store is written by the generation tasks of a build at the same time: each writes its own
+part under a name no other task can pick (time and a random suffix, written to a temporary
+name and renamed), and an unreadable part is set aside as ``*.corrupt`` and its candidates are
+generated again (``judgeflow.store.set_aside_corrupt``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,7 @@ from judgeflow.clients.base import redact
 from judgeflow.config import GenerationConfig, GeneratorSpec
 from judgeflow.loading import content_hashes
 from judgeflow.specs import JudgeSpec
+from judgeflow.store import set_aside_corrupt
 
 #: Sent as the system prompt of every generation request (the simulator recognises it too).
 GENERATION_SYSTEM_PROMPT = "You are a helpful assistant. Answer the user's request."
@@ -83,6 +91,16 @@ def plan_generations(rows: pl.DataFrame, config: GenerationConfig) -> pl.DataFra
     )
 
 
+def write_part(store: Path, frame: pl.DataFrame) -> Path:
+    """Write ``frame`` as a new part of ``store``: a name unique to this call (concurrent tasks
+    never share one) that sorts by time, so the newest generation of an id is read last."""
+    path = store / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
+    tmp = path.with_name(path.name + ".tmp")
+    frame.write_parquet(tmp)
+    tmp.replace(path)  # atomic: a reader never sees half a part
+    return path
+
+
 async def _generate(plan: pl.DataFrame, config: GenerationConfig) -> list[dict[str, Any]]:
     by_name = {g.name: g for g in config.generators}
     results: list[dict[str, Any]] = []
@@ -131,7 +149,7 @@ def generate_candidates(rows: pl.DataFrame, config: GenerationConfig, store_dir:
     plan = plan_generations(rows, config)
     store = Path(store_dir) / "generations"
     store.mkdir(parents=True, exist_ok=True)
-    parts = sorted(store.glob("*.parquet"))
+    parts, _ = set_aside_corrupt(sorted(store.glob("*.parquet")))
     cached = (
         pl.read_parquet(parts).filter(pl.col("text").is_not_null()).unique("generation_id", keep="last")
         if parts else pl.DataFrame(schema=GENERATIONS_SCHEMA)
@@ -139,7 +157,7 @@ def generate_candidates(rows: pl.DataFrame, config: GenerationConfig, store_dir:
     todo = plan.join(cached.select("generation_id"), on="generation_id", how="anti")
     fresh = pl.DataFrame(asyncio.run(_generate(todo, config)) if todo.height else [], schema=GENERATIONS_SCHEMA)
     if fresh.height:
-        fresh.write_parquet(store / f"part-{len(parts):05d}.parquet")
+        write_part(store, fresh)
     log = pl.concat([cached.join(plan.select("generation_id"), on="generation_id", how="semi"), fresh])
     added = (
         plan.select("row_id", "generation_id", "slot")

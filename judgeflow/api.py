@@ -76,8 +76,10 @@ def _judge_on_gpu(spec: JudgeSpec, rows: pl.DataFrame, requests: pl.DataFrame, s
         raise ValueError(f"judge {spec.name!r}: mode 'gpu' needs provider 'vllm' or 'pairrm'")
 
 
-def _judge_into_store(specs: list[JudgeSpec], rows: pl.DataFrame, store: JudgmentStore, workdir: Path) -> None:
-    plans = plan_judges(specs, rows, store)
+def _judge_into_store(
+    specs: list[JudgeSpec], rows: pl.DataFrame, store: JudgmentStore, workdir: Path, *, retry_failed: bool = False
+) -> None:
+    plans = plan_judges(specs, rows, store, retry_failed=retry_failed)
     batch_specs = []
     for plan in plans:
         spec = plan.spec
@@ -102,7 +104,8 @@ def _judge_into_store(specs: list[JudgeSpec], rows: pl.DataFrame, store: Judgmen
         )
         for plan in batch_specs:
             produced = read_judgments(out_dir / plan.spec.name).collect()
-            new = produced.join(store.answered_ids(plan.spec), on="request_id", how="anti")
+            # only answers are never recorded twice; a newer failure record may replace an older one
+            new = produced.join(store.answered_ids(plan.spec, retry_failed=True), on="request_id", how="anti")
             with JudgmentSink(store.judge_dir(plan.spec), prefix="api-batch") as sink:
                 sink.extend(new.iter_rows(named=True))
 
@@ -113,19 +116,23 @@ def judge(
     *,
     workdir: str | Path | None = None,
     registry: JudgeRegistry | None = None,
+    retry_failed: bool = False,
 ) -> pl.DataFrame:
     """Judge ``rows`` with ``judges``; one judgment per (row, item, order, judge) as a DataFrame.
 
     ``rows``: a polars DataFrame or dicts in any layout ``judgeflow validate`` accepts. Invalid
     rows raise ``ValueError`` listing them (use ``load`` to inspect the quarantine instead).
-    ``workdir`` keeps the judgment store: call again with the same one and nothing is re-sent.
+    ``workdir`` keeps the judgment store: call again with the same one and nothing answered is
+    re-sent; failures of the infrastructure (auth, connection, timeouts) are asked again, and
+    with ``retry_failed`` the judges' own failures (unparseable, refused) too. A failed judgment
+    has ``status`` ``failed``, ``error`` or ``not_sent`` and its reason in ``error``.
     """
     valid = _valid_rows(rows)
     specs = resolve_judges(judges, registry)
     with tempfile.TemporaryDirectory(prefix="judgeflow-") as scratch:
         root = Path(workdir) if workdir is not None else Path(scratch)
         store = JudgmentStore.at(root / "_store")
-        _judge_into_store(specs, valid, store, root)
+        _judge_into_store(specs, valid, store, root, retry_failed=retry_failed)
         return run_judgments(store, plan_judges(specs, valid, store))
 
 
@@ -153,5 +160,5 @@ def build(
     valid = _valid_rows(rows)
     specs = resolve_judges(judges, registry)
     build_config = BuildConfig(input=InputConfig(uri="<memory>"), judges=specs, **config)
-    judgments = judge(valid, specs, workdir=workdir, registry=registry)
+    judgments = judge(valid, specs, workdir=workdir, registry=registry, retry_failed=build_config.retry_failed)
     return finalize(build_config, valid, judgments, run_id="api")

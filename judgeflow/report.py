@@ -2,8 +2,8 @@
 
 Plots are rendered with matplotlib to inline SVG, so the page opens in any browser with no
 network (no CDN scripts) and can be published beside the dataset. The page holds no time
-(generation times live in the manifest), so identical inputs give a byte-identical report. Inputs are the frames the
-build already has; nothing here re-reads data or talks to a service.
+(generation times live in the manifest), so identical inputs give a byte-identical report.
+Inputs are the frames the build already has; nothing here re-reads data or talks to a service.
 """
 
 from __future__ import annotations

@@ -169,48 +169,87 @@ def check_batches(sim_stats: dict[str, Any], ledger_path: Path, round1_expected:
     return c
 
 
+MANIFEST = "manifest.json"
+
+
+def _run_prefix(key: str) -> str:
+    """The run prefix an object belongs to: the folder above ``v/{version}/`` for versioned
+    files (judgeflow.storage.layout), else the object's own folder."""
+    head, sep, _ = key.partition("/v/")
+    if sep and "/" in key[len(head) + len(sep):]:
+        return head + "/"
+    return key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+
+
+def read_published(client: Any, bucket: str, manifest_key: str) -> tuple[dict[str, Any], list[str]]:
+    """A reader's view of one published run: the manifest, then exactly the objects it lists,
+    each streamed and compared with its listed sha256 and size. Returns (manifest, problems).
+
+    Written here, independently of ``judgeflow.storage``, so the suite does not trust the code
+    it checks. Keys are relative to the manifest's folder; manifests without keys (the layout
+    before versioned objects) list files beside them.
+    """
+    prefix = manifest_key[: -len(MANIFEST)]
+    manifest = orjson.loads(client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    problems: list[str] = []
+    for name, info in sorted(manifest.get("files", {}).items()):
+        key = prefix + (info.get("key") or name)
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        except client.exceptions.NoSuchKey:
+            problems.append(f"{name} missing ({key})")
+            continue
+        digest, size = hashlib.sha256(), 0
+        for block in iter(lambda: body.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+        if digest.hexdigest() != info["sha256"] or size != info["bytes"]:
+            problems.append(f"{name} sha256/size differs ({key})")
+    return manifest, problems
+
+
 def check_s3_manifests(client: Any, bucket: str) -> Check:
-    """Every run prefix in ``bucket`` is complete (manifest + every listed file with its sha256)
-    or has no manifest at all (a reader ignores it). Never a manifest with missing/bad files."""
+    """Every manifest in ``bucket`` names a complete run: each object it lists is there with its
+    sha256 and size. A run prefix with objects but no manifest is ``absent`` (a reader ignores
+    it); objects no manifest lists (a superseded version, an upload in flight) are counted as
+    ``unlisted_objects``. Never a manifest with missing or different files."""
     keys: set[str] = set()
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         keys.update(obj["Key"] for obj in page.get("Contents", []))
-    prefixes = {k.rsplit("/", 1)[0] + "/" for k in keys}
-    c = Check(numbers={"complete": 0, "absent": 0, "partial": 0})
-    for prefix in sorted(prefixes):
-        if prefix + "manifest.json" not in keys:
-            c.numbers["absent"] += 1
-            continue
-        manifest = orjson.loads(client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
-        bad = []
-        for name, info in manifest["files"].items():
-            if prefix + name not in keys:
-                bad.append(f"{name} missing")
-                continue
-            body = client.get_object(Bucket=bucket, Key=prefix + name)["Body"].read()
-            if hashlib.sha256(body).hexdigest() != info["sha256"] or len(body) != info["bytes"]:
-                bad.append(f"{name} sha256/size differs")
+    manifests = sorted(k for k in keys if k == MANIFEST or k.endswith("/" + MANIFEST))
+    run_prefixes = {_run_prefix(k) for k in keys if k not in manifests}
+    c = Check(numbers={"complete": 0, "absent": 0, "partial": 0, "unlisted_objects": 0})
+    c.numbers["absent"] = len(run_prefixes - {m[: -len(MANIFEST)] for m in manifests})
+    listed: set[str] = set()
+    for manifest_key in manifests:
+        manifest, bad = read_published(client, bucket, manifest_key)
+        prefix = manifest_key[: -len(MANIFEST)]
+        listed.update(prefix + (info.get("key") or name) for name, info in manifest.get("files", {}).items())
         if bad:
             c.numbers["partial"] += 1
-            c.violations.append(f"s3://{bucket}/{prefix}manifest.json is partial: {bad[:5]}")
+            c.violations.append(f"s3://{bucket}/{manifest_key} is partial: {bad[:5]}")
         else:
             c.numbers["complete"] += 1
+    c.numbers["unlisted_objects"] = len(keys - listed - set(manifests))
     return c
 
 
 def check_published_is_local(client: Any, bucket: str, run_dir: Path) -> Check:
-    """The manifest in S3 is byte-identical to the run folder's, so (with ``check_s3_manifests``)
-    the published files ARE the local dataset the other checks read."""
+    """The manifest in S3 is byte-identical to the run folder's and every object it lists holds
+    the listed bytes, so the published files ARE the local dataset the other checks read."""
     c = Check()
     keys = [k for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
             for k in (o["Key"] for o in page.get("Contents", []))
-            if k.endswith(f"/{run_dir.name}/manifest.json")]
+            if k.endswith(f"/{run_dir.name}/{MANIFEST}")]
     if len(keys) != 1:
         c.violations.append(f"expected one published manifest for {run_dir.name}, found {keys}")
         return c
     body = client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
-    if body != (run_dir / "manifest.json").read_bytes():
-        c.violations.append(f"s3://{bucket}/{keys[0]} differs from {run_dir / 'manifest.json'}")
+    if body != (run_dir / MANIFEST).read_bytes():
+        c.violations.append(f"s3://{bucket}/{keys[0]} differs from {run_dir / MANIFEST}")
+    _, bad = read_published(client, bucket, keys[0])
+    c.violations += [f"s3://{bucket}/{keys[0]}: {problem}" for problem in bad]
+    c.numbers = {"objects_checked": len(orjson.loads(body).get("files", {})), "bad": len(bad)}
     return c
 
 

@@ -1,9 +1,11 @@
 """``manifest.json``: what a run produced, and the proof that a copy of it is complete.
 
-The manifest lists every file of the run dir with its size and sha256 (the publish step verifies
-uploads against them and uploads the manifest last), the row counts, the run's configuration with
-secrets removed, the package versions that produced it, and start/end times. It is what a
-downstream consumer reads first, so it must never contain a credential.
+The manifest lists every file of the run dir with its size, sha256 and the key it is published
+under (``judgeflow.storage.layout``: a content-addressed version folder, so the manifest in S3
+is byte-identical to the local one), the row counts, the run's configuration with secrets
+removed, the package versions that produced it, and start/end times. It is the only file of a run
+that holds times: every other file is a function of the inputs. It is what a downstream consumer
+reads first, so it must never contain a credential.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from judgeflow.storage.layout import version_of, versioned_files
 from judgeflow.storage.s3 import MANIFEST_NAME, sha256_file
 from judgeflow.storage.writer import atomic_write_bytes
 
@@ -101,17 +104,20 @@ def build_manifest(
     counts: Mapping[str, int] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The manifest dict for ``directory`` (files hashed now)."""
+    """The manifest dict for ``directory`` (files hashed now, each with its published key)."""
     finished = finished_at or datetime.now(UTC)
+    digest, files = versioned_files(file_entries(directory))
     return {
-        "manifest_version": 1,
+        "manifest_version": 2,
         "dataset": dataset,
         "date": date,
         "run_id": run_id,
         "started_at": started_at.astimezone(UTC).isoformat(),
         "finished_at": finished.astimezone(UTC).isoformat(),
         "counts": dict(counts or {}),
-        "files": file_entries(directory),
+        "content_digest": digest,
+        "version": version_of(digest),
+        "files": files,
         "config": scrub_secrets(config) if config is not None else {},
         "versions": package_versions(),
         **scrub_secrets(dict(extra or {})),

@@ -1,14 +1,22 @@
 """S3-compatible object storage: read inputs from ``s3://`` URIs and publish run directories.
 
 Works against AWS S3 and anything that speaks its API (MinIO, Ceph, R2, moto in tests) through
-``S3Config.endpoint_url``. Three promises the publish step keeps, because downstream jobs poll
-for datasets and must never read a half-written one:
+``S3Config.endpoint_url``. The promises the publish step keeps, because downstream jobs poll
+for datasets and must never read a half-written one, nor a mix of two versions of a run:
 
+* a run's files go to immutable, content-addressed keys ``{run prefix}v/{version}/{name}``
+  (``judgeflow.storage.layout``), and ``manifest.json``, the pointer that lists every file with
+  its key and sha256, is written LAST. A reader reads the manifest, then exactly the keys it
+  lists: killed at any moment, a republish leaves either the old manifest (pointing at old,
+  untouched objects) or the new one (every object already verified);
 * every object is verified after upload (size, and the server's own SHA256 checksum: the plain
   digest for single-part uploads, the composite "digest of part digests" for multipart ones);
-* ``manifest.json`` is uploaded LAST, so its presence means the publish is complete;
-* re-publishing the same run is idempotent: an object whose stored ``sha256`` metadata and size
-  match the local file is skipped, so a retried task does no duplicate PUTs.
+* the pointer is written with a conditional PUT (``If-Match`` the manifest read at the start,
+  ``If-None-Match: *`` when there was none), so two publishes of one run racing never overwrite
+  each other silently;
+* re-publishing is idempotent: an object whose stored ``sha256`` metadata and size match is
+  skipped (identical content has identical keys, so a rebuild of the same inputs uploads only
+  its manifest, and a retried task does no duplicate PUTs).
 
 Credentials come from the usual AWS chain (env, profile, instance role) or explicitly as
 ``SecretStr``; they are never logged, and ``S3Config``'s repr hides them.
@@ -20,6 +28,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +44,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from pydantic import BaseModel, ConfigDict, SecretStr
+
+from judgeflow.storage.layout import VERSIONS_DIR, check_relative, object_key_of, versioned_files
+from judgeflow.storage.writer import atomic_write_bytes
 
 MANIFEST_NAME = "manifest.json"
 MIB = 1024 * 1024
@@ -70,6 +82,8 @@ class S3Config(BaseModel):
     multipart_chunksize: int = 16 * MIB
     max_concurrency: int = 8
     max_attempts: int = 5  # botocore attempts per call (1 = no retry), below the task retries
+    # If-Match / If-None-Match on the manifest PUT; turn off for stores that reject them (501)
+    conditional_writes: bool = True
 
     def client(self) -> Any:
         """A boto3 S3 client for this config (credentials resolved by boto3, never printed)."""
@@ -127,12 +141,18 @@ def read_bytes(uri: str, config: S3Config | None = None, client: Any = None) -> 
 def download(uri: str, dest: Path, config: S3Config | None = None, client: Any = None) -> list[Path]:
     """Download one object, or every object under a prefix (URI ending in "/"), into ``dest``.
 
-    Returns the local paths written. A single object lands at ``dest`` if ``dest`` is not an
-    existing directory, else at ``dest/<basename>``.
+    A published run is named by its manifest: a URI naming a ``manifest.json``, or a prefix
+    holding one, downloads that run (``download_run``: the manifest and exactly the files it
+    lists, checked). Returns the local paths written. A single object lands at ``dest`` if
+    ``dest`` is not an existing directory, else at ``dest/<basename>``.
     """
     cfg = config or S3Config()
     s3 = client or cfg.client()
     bucket, key = parse_s3_uri(uri)
+    if key.rsplit("/", 1)[-1] == MANIFEST_NAME:
+        return download_run(uri, dest, cfg, client=s3)
+    if (not key or key.endswith("/")) and _manifest_of(s3, bucket, key + MANIFEST_NAME) is not None:
+        return download_run(f"s3://{bucket}/{key}{MANIFEST_NAME}", dest, cfg, client=s3)
     if key and not key.endswith("/"):
         target = dest / key.rsplit("/", 1)[-1] if dest.is_dir() else dest
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +164,38 @@ def download(uri: str, dest: Path, config: S3Config | None = None, client: Any =
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, obj_key, str(target), Config=cfg.transfer_config())
         written.append(target)
+    return written
+
+
+def download_run(manifest_uri: str, dest: Path, config: S3Config | None = None, *, client: Any = None) -> list[Path]:
+    """Download the published run whose ``manifest.json`` is at ``manifest_uri`` into ``dest``.
+
+    Reads the manifest once, then exactly the objects it lists, each checked against its sha256
+    (a ``PublishError`` names the first that differs) and moved to ``dest/{name}`` only then;
+    the manifest is written last. Whatever a concurrent republish does, the copy is one complete
+    version. Returns the paths written, the manifest last.
+    """
+    cfg = config or S3Config()
+    s3 = client or cfg.client()
+    bucket, key = parse_s3_uri(manifest_uri)
+    prefix = key[: -len(MANIFEST_NAME)]
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    manifest = orjson.loads(body)
+    files = {check_relative(name): info for name, info in sorted(manifest.get("files", {}).items())}
+    dest = Path(dest)
+    written: list[Path] = []
+    for name, info in files.items():
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.download")
+        source = prefix + object_key_of(name, info)
+        s3.download_file(bucket, source, str(partial), Config=cfg.transfer_config())
+        if sha256_file(partial) != info["sha256"]:
+            partial.unlink(missing_ok=True)
+            raise PublishError(f"s3://{bucket}/{source}: {name} does not match its manifest's sha256")
+        partial.replace(target)
+        written.append(target)
+    written.append(atomic_write_bytes(dest / MANIFEST_NAME, body))
     return written
 
 
@@ -162,11 +214,16 @@ def list_keys(client: Any, bucket: str, prefix: str) -> list[str]:
 
 @dataclass
 class PublishResult:
-    """What a publish did. ``uploaded`` is in upload order, so the manifest is its last entry."""
+    """What a publish did. ``uploaded`` is in upload order, so the manifest is its last entry.
+
+    ``uri`` is the manifest's ``s3://`` URI: what a reader opens (``download(uri, dest)``).
+    ``prefix`` is the run's prefix, ``version`` the folder under ``{prefix}v/`` holding its files.
+    """
 
     uri: str
     bucket: str
     prefix: str
+    version: str = ""
     uploaded: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     bytes_uploaded: int = 0
@@ -178,6 +235,7 @@ class PublishResult:
             "uri": self.uri,
             "bucket": self.bucket,
             "prefix": self.prefix,
+            "version": self.version,
             "uploaded": list(self.uploaded),
             "skipped": list(self.skipped),
             "bytes_uploaded": self.bytes_uploaded,
@@ -186,7 +244,17 @@ class PublishResult:
 
 
 class PublishError(RuntimeError):
-    """An upload that could not be verified, or a run dir that does not match its manifest."""
+    """An upload that could not be verified, a run dir that does not match its manifest, a
+    manifest changed by another publish meanwhile, or a downloaded file that is not what its
+    manifest lists."""
+
+
+@dataclass(frozen=True)
+class _Pointer:
+    """The manifest currently in S3 (its bytes and ETag), read before a publish starts."""
+
+    body: bytes
+    etag: str
 
 
 def publish_run(
@@ -197,12 +265,14 @@ def publish_run(
     client: Any = None,
     on_uploaded: Callable[[str], None] | None = None,
 ) -> PublishResult:
-    """Upload ``run_dir`` to ``destination/{dataset}/{date}/{run_id}/``, manifest last.
+    """Publish ``run_dir`` under ``destination/{dataset}/{date}/{run_id}/``: files, then pointer.
 
-    ``destination`` is ``s3://bucket[/prefix]``; dataset, date and run id come from the run's
-    ``manifest.json`` (written by ``judgeflow.storage.manifest``), and only the files it lists are
-    uploaded, after checking each local file still has the recorded sha256. ``on_uploaded(key)``
-    is called after each verified upload (progress logging; tests use it to interrupt).
+    ``destination`` is ``s3://bucket[/prefix]``; dataset, date, run id and every file's key come
+    from the run's ``manifest.json`` (``judgeflow.storage.manifest``). Only the files it lists are
+    uploaded, each after checking the local file still has the recorded sha256, to its
+    content-addressed key (skipped when already there); the manifest goes last, with a
+    conditional PUT against the manifest read at the start. ``on_uploaded(key)`` is called after
+    each verified upload (progress logging; tests use it to interrupt).
     """
     cfg = config or S3Config()
     s3 = client or cfg.client()
@@ -210,24 +280,20 @@ def publish_run(
     manifest_path = run_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         raise PublishError(f"{run_dir}: no {MANIFEST_NAME}; write the run's outputs first")
-    manifest = orjson.loads(manifest_path.read_bytes())
+    manifest_bytes = manifest_path.read_bytes()
+    manifest = orjson.loads(manifest_bytes)
+    entries = _local_entries(run_dir, manifest)
     bucket, base = parse_s3_uri(destination.rstrip("/") + "/")
     prefix = f"{base}{manifest['dataset']}/{manifest['date']}/{manifest['run_id']}/"
-    result = PublishResult(uri=f"s3://{bucket}/{prefix}", bucket=bucket, prefix=prefix)
+    manifest_key = prefix + MANIFEST_NAME
+    result = PublishResult(
+        uri=f"s3://{bucket}/{manifest_key}", bucket=bucket, prefix=prefix,
+        version=str(manifest.get("version", "")), manifest_key=manifest_key,
+    )
+    before = _manifest_of(s3, bucket, manifest_key)  # what a reader sees until the pointer moves
 
-    entries: list[tuple[str, Path, str, int]] = []
-    for name, info in sorted(manifest.get("files", {}).items()):
-        local = run_dir / name
-        if not local.is_file():
-            raise PublishError(f"{local}: listed in the manifest but missing")
-        digest = sha256_file(local)
-        if digest != info["sha256"]:
-            raise PublishError(f"{local}: sha256 differs from the manifest (file changed?)")
-        entries.append((name, local, digest, local.stat().st_size))
-    entries.append((MANIFEST_NAME, manifest_path, sha256_file(manifest_path), manifest_path.stat().st_size))
-
-    for name, local, digest, size in entries:
-        key = prefix + name
+    for local, digest, size, key in entries:
+        key = prefix + key
         if _already_there(s3, bucket, key, digest, size):
             result.skipped.append(key)
             continue
@@ -236,8 +302,87 @@ def publish_run(
         result.bytes_uploaded += size
         if on_uploaded is not None:
             on_uploaded(key)
-    result.manifest_key = prefix + MANIFEST_NAME
+
+    if before is not None and before.body == manifest_bytes:
+        result.skipped.append(manifest_key)
+        return result
+    _put_pointer(s3, cfg, bucket, manifest_key, manifest_path, manifest_bytes, before)
+    result.uploaded.append(manifest_key)
+    result.bytes_uploaded += len(manifest_bytes)
+    if on_uploaded is not None:
+        on_uploaded(manifest_key)
     return result
+
+
+def _local_entries(run_dir: Path, manifest: dict[str, Any]) -> list[tuple[Path, str, int, str]]:
+    """(path, sha256, size, key under the run prefix) of every listed file, checked against the
+    manifest: each file still has its sha256, and each key is its version's content address."""
+    files = manifest.get("files", {})
+    if any("key" not in info for info in files.values()):
+        raise PublishError(
+            f"{run_dir / MANIFEST_NAME}: files without a 'key' (written by an older judgeflow); "
+            "write the manifest again (judgeflow.storage.manifest.write_manifest)"
+        )
+    digest, expected = versioned_files(files)
+    if manifest.get("content_digest") != digest or any(
+        info["key"] != expected[name]["key"] for name, info in files.items()
+    ):
+        raise PublishError(f"{run_dir / MANIFEST_NAME}: keys or content_digest do not match the files listed")
+    entries: list[tuple[Path, str, int, str]] = []
+    for name, info in sorted(files.items()):
+        local = run_dir / check_relative(name)
+        if not local.is_file():
+            raise PublishError(f"{local}: listed in the manifest but missing")
+        sha = sha256_file(local)
+        if sha != info["sha256"]:
+            raise PublishError(f"{local}: sha256 differs from the manifest (file changed?)")
+        entries.append((local, sha, local.stat().st_size, info["key"]))
+    return entries
+
+
+def _manifest_of(s3: Any, bucket: str, key: str) -> _Pointer | None:
+    """The manifest at ``key`` with its ETag, or None when there is none."""
+    try:
+        got = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return _Pointer(body=got["Body"].read(), etag=str(got["ETag"]))
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _put_pointer(
+    s3: Any, cfg: S3Config, bucket: str, key: str, local: Path, body: bytes, before: _Pointer | None
+) -> None:
+    """Write the manifest, only over the one read at the start (or none), then verify it.
+
+    A 412 (or 409) means the manifest changed since: when it is now byte-identical to ours, it is
+    our own write whose reply was lost and that botocore retried; otherwise another publish of
+    this run moved the pointer meanwhile, and overwriting it would hide that.
+    """
+    digest = hashlib.sha256(body).hexdigest()
+    condition: dict[str, str] = {}
+    if cfg.conditional_writes:
+        condition = {"IfMatch": before.etag} if before is not None else {"IfNoneMatch": "*"}
+    try:
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="application/json",
+            Metadata={"sha256": digest}, ChecksumAlgorithm="SHA256", **condition,
+        )
+    except ClientError as exc:
+        if _code(exc) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            raise
+        now = _manifest_of(s3, bucket, key)
+        if now is None or now.body != body:
+            raise PublishError(
+                f"s3://{bucket}/{key} changed while this run was being published (another publish "
+                "of the same run id?); its files are uploaded, publish again to point at them"
+            ) from exc
+    _verify_upload(s3, cfg, local, bucket, key, digest, len(body))
 
 
 def _already_there(s3: Any, bucket: str, key: str, digest: str, size: int) -> bool:
@@ -260,6 +405,13 @@ def _upload_verified(
         ExtraArgs={"Metadata": {"sha256": digest}, "ChecksumAlgorithm": "SHA256"},
         Config=cfg.transfer_config(),
     )
+    _verify_upload(s3, cfg, local, bucket, key, digest, size)
+
+
+def _verify_upload(
+    s3: Any, cfg: S3Config, local: Path, bucket: str, key: str, digest: str, size: int
+) -> None:
+    """HEAD the object: its size, and the server's SHA256 (or MD5 ETag) against the local file."""
     head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     if head.get("ContentLength") != size:
         raise PublishError(f"s3://{bucket}/{key}: size {head.get('ContentLength')} != {size}")
@@ -273,6 +425,40 @@ def _upload_verified(
     expected = _expected_sha256_checksums(local, digest, size, cfg)
     if server.split("-")[0] not in expected:
         raise PublishError(f"s3://{bucket}/{key}: server SHA256 {server} does not match the file")
+
+
+def prune_versions(
+    manifest_uri: str,
+    config: S3Config | None = None,
+    *,
+    client: Any = None,
+    older_than: timedelta = timedelta(days=1),
+) -> list[str]:
+    """Delete the run's superseded versions: objects under ``{run prefix}v/`` that the current
+    manifest does not list and that are older than ``older_than``. Returns the deleted keys.
+
+    Never called by a publish: a reader that opened the previous manifest a moment ago is still
+    reading its objects. The grace period also spares a version whose upload is in flight (its
+    manifest not written yet). Run it from a maintenance job, or leave old versions to a bucket
+    lifecycle rule.
+    """
+    s3 = client or (config or S3Config()).client()
+    bucket, key = parse_s3_uri(manifest_uri)
+    prefix = key[: -len(MANIFEST_NAME)]
+    current = _manifest_of(s3, bucket, key)
+    if current is None:
+        raise PublishError(f"{manifest_uri}: no manifest; nothing says which version is current")
+    manifest = orjson.loads(current.body)
+    keep = {prefix + object_key_of(name, info) for name, info in manifest.get("files", {}).items()}
+    cutoff = datetime.now(UTC) - older_than
+    stale: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}{VERSIONS_DIR}/"):
+        stale += [o["Key"] for o in page.get("Contents", []) if o["Key"] not in keep and o["LastModified"] < cutoff]
+    for start in range(0, len(stale), 1000):  # DeleteObjects takes at most 1000 keys
+        s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]], "Quiet": True}
+        )
+    return stale
 
 
 def _expected_sha256_checksums(local: Path, digest: str, size: int, cfg: S3Config) -> set[str]:

@@ -1,8 +1,10 @@
 """Prefect tasks that finish a run: write the manifest (and JSONL copies), publish to S3.
 
-``publish_task`` is safe to retry: the core publish skips objects already uploaded with the same
-sha256 and uploads the manifest last, so a retry after a dropped connection finishes the job
-without duplicate PUTs, and a reader never sees a manifest before every file is in place.
+``publish_task`` is safe to retry, and safe to run again for a run id already published: the
+core publish puts the files under immutable content-addressed keys (skipping those already
+there, so a retry or an identical rebuild does no duplicate PUTs) and writes the manifest, the
+pointer a reader opens, last. Killed at any moment, it leaves readers the old complete run or
+the new one, never a mix (docs/data.md, "Publishing to S3").
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import polars as pl
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 
 from judgeflow.config import BuildConfig
 from judgeflow.storage.manifest import write_manifest
@@ -59,14 +62,29 @@ def write_outputs_task(
     retry_condition_fn=retry_on_transient_s3,
 )
 def publish_task(run_dir: str, destination: str, s3: S3Config | None = None) -> dict[str, Any]:
-    """Upload ``run_dir`` under ``destination`` (manifest last, verified, idempotent)."""
+    """Upload ``run_dir`` under ``destination`` (manifest last, verified, idempotent).
+
+    Returns ``PublishResult.to_dict()``: ``uri`` is the manifest's ``s3://`` URI, what a reader
+    opens; a ``published`` artifact names it too.
+    """
     logger = run_logger()
     result = publish_run(
         Path(run_dir), destination, s3, on_uploaded=lambda key: logger.debug("uploaded %s", key)
     )
     logger.info(
-        "published %s: %d uploaded (%d bytes), %d already there", result.uri,
-        len(result.uploaded), result.bytes_uploaded, len(result.skipped),
+        "published %s (version %s): %d uploaded (%d bytes), %d already there", result.uri,
+        result.version, len(result.uploaded), result.bytes_uploaded, len(result.skipped),
+    )
+    create_markdown_artifact(
+        key="published",
+        markdown=(
+            f"Manifest: `{result.uri}`\n\nRead the manifest, then exactly the keys it lists "
+            f"(files of version `{result.version}` under `s3://{result.bucket}/{result.prefix}v/`); "
+            f"`judgeflow.storage.s3.download(uri, dest)` does both and checks every sha256.\n\n"
+            f"{len(result.uploaded)} objects uploaded ({result.bytes_uploaded} bytes), "
+            f"{len(result.skipped)} already there."
+        ),
+        description="Where this build was published",
     )
     return result.to_dict()
 

@@ -99,8 +99,8 @@ def test_build_judges_merges_publishes_and_is_incremental(
     client = s3_config.client()
     manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
     prefix = first["published"]["prefix"]
-    for name in [*manifest["files"], "manifest.json"]:
-        body = client.get_object(Bucket=s3_bucket, Key=prefix + name)["Body"].read()
+    for name, info in [*manifest["files"].items(), ("manifest.json", {"key": "manifest.json"})]:
+        body = client.get_object(Bucket=s3_bucket, Key=prefix + info["key"])["Body"].read()
         assert body == (run_dir / name).read_bytes(), name
     assert first["published"]["uploaded"][-1].endswith("manifest.json")
     m = manifest["counts"]

@@ -92,7 +92,9 @@ def test_write_and_publish_tasks(
 
     result = finish()
     prefix = "pub/demo/2026-11-23/r1/"
-    assert result["uploaded"] == [prefix + "pairs.jsonl", prefix + "pairs.parquet", prefix + MANIFEST_NAME]
+    files = f"{prefix}v/{result['version']}/"  # immutable version folder; the manifest points at it
+    assert result["uploaded"] == [files + "pairs.jsonl", files + "pairs.parquet", prefix + MANIFEST_NAME]
+    assert result["uri"] == f"s3://{s3_bucket}/{prefix}{MANIFEST_NAME}"
     assert sorted(list_keys(s3_config.client(), s3_bucket, "pub/")) == sorted(result["uploaded"])
 
     @flow

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks.reliability.suite import run_suite
-from judgeflow.storage.manifest import write_manifest
+from judgeflow.storage.manifest import read_manifest, write_manifest
 from judgeflow.storage.s3 import S3Config, publish_run
 from judgeflow.testing.faulty_proxy import FaultRates, FaultyProxy
 
@@ -39,8 +39,10 @@ def test_publish_survives_s3_503s_and_resets(s3_server: str, tmp_path: Path) -> 
     assert faults.get("fault_503", 0) + faults.get("fault_reset", 0) + faults.get("fault_reset_after", 0) > 0
     assert result.uploaded[-1].endswith("manifest.json") and len(result.uploaded) == 11
     client = direct.client()
+    keys = {name: info["key"] for name, info in read_manifest(run)["files"].items()}
     for name in [f"part-{i}.bin" for i in range(10)] + ["manifest.json"]:
-        body = client.get_object(Bucket="jf-proxy-test", Key=result.prefix + name)["Body"].read()
+        key = result.prefix + keys.get(name, name)  # files under v/{version}/, the manifest beside
+        body = client.get_object(Bucket="jf-proxy-test", Key=key)["Body"].read()
         assert body == (run / name).read_bytes(), name
 
 

@@ -24,6 +24,7 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.states import Failed, State
 
+from judgeflow.batch.reconcile import describe as describe_anomalies
 from judgeflow.config import BuildConfig
 from judgeflow.health import JUDGE_TABLE_SCHEMA, BuildFailed, build_failures
 from judgeflow.names import ensure_folder
@@ -107,6 +108,8 @@ def build_preference_dataset(config: BuildConfig) -> dict[str, Any] | State:
         "cost_usd": round(merged["cost_usd"], 6),
         **{k: v for k, v in merged["agreement"].items() if v is not None},
     }
+    if judged.get("batch_anomalies"):  # bad result lines, unknown or duplicate custom_ids, ledger repairs
+        summary["batch_anomalies"] = describe_anomalies(judged["batch_anomalies"])
     judges = pl.DataFrame(merged["judges"], schema=JUDGE_TABLE_SCHEMA)
     failures = build_failures(judges, rows_in=counts["rows_in"], rows_valid=rows.height,
                               pairs=counts["pairs"], max_failed_fraction=config.max_failed_fraction)

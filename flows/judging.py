@@ -104,13 +104,18 @@ def judge_rows(config: BuildConfig, plan: dict[str, Any], paths: RunPaths) -> di
     groups: dict[str, list[JudgeSpec]] = {}
     for spec in by_mode["batch"]:
         groups.setdefault(plan[spec.name]["pending_rows_key"], []).append(spec)
+    batch_anomalies: dict[str, int] = {}  # kind -> how many, over every batch of this run
     for specs in groups.values():
-        out_dirs = run_batch_judges_in_flow(
+        stage = run_batch_judges_in_flow(
             specs, plan[specs[0].name]["pending_rows_path"], paths.store_dir / "batches",
             paths.work_dir / "batch-out",
+            # only the pending requests: the rows also hold requests answered already
+            pending_requests={s.name: [q for _, q in plan[s.name]["chunks"]] for s in specs},
         )
+        for kind, n in stage.anomaly_counts.items():
+            batch_anomalies[kind] = batch_anomalies.get(kind, 0) + n
         for spec in specs:
-            added = absorb_judgments(spec, out_dirs[spec.name], paths)
+            added = absorb_judgments(spec, stage.out_dirs[spec.name], paths)
             logger.info("judge %r: %d new batch judgments stored", spec.name, added)
 
     for spec in by_mode["gpu"]:
@@ -121,4 +126,5 @@ def judge_rows(config: BuildConfig, plan: dict[str, Any], paths: RunPaths) -> di
         "live_chunks": len(live),
         "live_ok": sum(r.get("ok", 0) for r in live),
         "live_failed": sum(r.get("failed", 0) for r in live),
+        "batch_anomalies": batch_anomalies,
     }

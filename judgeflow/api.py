@@ -101,6 +101,7 @@ def _judge_into_store(
         run_batch_judges(
             rows.join(pending_ids, on="row_id", how="semi"),
             [p.spec for p in batch_specs], store.root / "batches", out_dir,
+            pending={p.spec.name: p.pending["request_id"].to_list() for p in batch_specs},
         )
         for plan in batch_specs:
             produced = read_judgments(out_dir / plan.spec.name).collect()

@@ -9,8 +9,9 @@ and to collect, never one per row.
   returns its entry ids;
 * ``run_batch_judges_in_flow``: the wiring, to call inside a flow. All judges' batches are
   submitted and polled concurrently (``.submit`` futures); it returns once every lineage is done,
-  so consensus can start on the returned judgments. It keeps a progress artifact and writes a
-  table artifact with per-batch counts.
+  so consensus can start on the returned judgments, with the anomalies its result files held
+  (for the build report). It keeps a progress artifact and writes table artifacts with per-batch
+  counts and, if any, the anomalies.
 
 Why sleep inside a task rather than ``suspend_flow_run``: see docs/batch.md.
 """
@@ -18,7 +19,8 @@ Why sleep inside a task rather than ``suspend_flow_run``: see docs/batch.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -35,11 +37,13 @@ from judgeflow.batch.ledger import LedgerEntry
 from judgeflow.batch.runner import (
     CANCELLATION,
     BatchWorkspace,
+    anomalies_of,
     cancel_open_batches,
     collect_entry,
     finalize_judge,
     follow_up,
     is_transient,
+    log_anomalies,
     make_provider,
     submit_judge,
     wait_for_batch,
@@ -55,7 +59,9 @@ def _provider(spec: JudgeSpec) -> BatchProvider:
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only what a later attempt can fix (429/5xx/connection), not bugs or bad input."""
+    """Retry only what a later attempt can fix (429/5xx/connection), not bugs or bad input.
+
+    ``is_transient`` imports nothing, so this cannot fail while an SDK is being imported."""
     try:
         state.result()
     except Exception as exc:  # noqa: BLE001 - we only classify it
@@ -63,18 +69,29 @@ def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+def _pending_ids(paths: Sequence[str] | None) -> set[str] | None:
+    """The request ids in the plan's pending-request files (None: every request of the rows)."""
+    if paths is None:
+        return None
+    return {rid for p in paths for rid in pl.read_parquet(p, columns=["request_id"])["request_id"].to_list()}
+
+
 @task(
     name="submit-batches", task_run_name="submit-batches-{spec.name}",
     retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_jitter_factor=0.5,
     retry_condition_fn=_retry_transient, cache_policy=NO_CACHE,
 )
-def submit_batches(spec: JudgeSpec, rows_path: str, workdir: str) -> list[str]:
+def submit_batches(
+    spec: JudgeSpec, rows_path: str, workdir: str, pending_paths: list[str] | None = None
+) -> list[str]:
     """Write the judge's chunk files and submit them (ledger first); returns their entry ids.
 
+    ``pending_paths``: Parquet files of the requests still to ask (the plan's); only those are
+    sent, never a request of the same rows that is already answered.
     A retry after a transient error is safe: chunks already in the ledger are re-attached.
     """
     rows = pl.read_parquet(rows_path)
-    entries = submit_judge(spec, rows, BatchWorkspace.at(workdir), _provider(spec))
+    entries = submit_judge(spec, rows, BatchWorkspace.at(workdir), _provider(spec), _pending_ids(pending_paths))
     get_run_logger().info("judge %s: %d batches submitted or re-attached", spec.name, len(entries))
     return [e.entry_id for e in entries]
 
@@ -101,7 +118,8 @@ def poll_batch(spec: JudgeSpec, workdir: str, entry_id: str, deadline_at: float)
     retry_condition_fn=_retry_transient, cache_policy=NO_CACHE,
 )
 def collect_batch(
-    spec: JudgeSpec, workdir: str, entry_id: str, status: BatchStatus | None, deadline_at: float
+    spec: JudgeSpec, workdir: str, entry_id: str, status: BatchStatus | None, deadline_at: float,
+    run_started_at: float = 0.0,
 ) -> list[str]:
     """Collect one ended batch into judgment records; submit its follow-up round if needed.
 
@@ -110,8 +128,8 @@ def collect_batch(
     ws = BatchWorkspace.at(workdir)
     provider = _provider(spec)
     collected = collect_entry(ws, provider, spec, entry_id, status)
-    get_run_logger().info("%s: %d ok, %d failed", entry_id, collected.ok, collected.failed)
-    child = follow_up(ws, provider, spec, collected, deadline_at=deadline_at)
+    get_run_logger().info("%s: %d ok, %d not ok", entry_id, collected.ok, collected.failed)
+    child = follow_up(ws, provider, spec, collected, deadline_at=deadline_at, run_started_at=run_started_at)
     return [child.entry_id] if child is not None else []
 
 
@@ -139,6 +157,16 @@ def batch_table(ws: BatchWorkspace) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass
+class BatchStageResult:
+    """What the batch stage hands the build: each judge's judgments folder, and what its result
+    files held that they should not have (one row per anomaly, counts by kind)."""
+
+    out_dirs: dict[str, str]
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    anomaly_counts: dict[str, int] = field(default_factory=dict)
+
+
 def run_batch_judges_in_flow(
     specs: Sequence[JudgeSpec],
     rows_path: str | Path,
@@ -146,9 +174,13 @@ def run_batch_judges_in_flow(
     out_dir: str | Path,
     *,
     tick_s: float = 1.0,
-) -> dict[str, str]:
-    """Run every batch judge of ``specs`` from inside a flow; returns judge -> judgments dir.
+    pending_requests: Mapping[str, Sequence[str]] | None = None,
+) -> BatchStageResult:
+    """Run every batch judge of ``specs`` from inside a flow; returns each judge's judgments
+    folder and the anomalies of this run's batches.
 
+    ``pending_requests`` maps a judge to the Parquet files of its requests still to ask (the
+    plan's chunk request files); a judge not in it asks every request of the rows.
     Each chunk's lineage is poll -> collect -> (follow-up poll -> collect ...), chained by futures,
     so a slow batch never holds back another's follow-up. A re-run with the same ``workdir``
     re-attaches to every batch in its ledger. If the flow is cancelled or interrupted while
@@ -156,14 +188,24 @@ def run_batch_judges_in_flow(
     """
     ws = BatchWorkspace.at(workdir)
     by_name = {s.name: s for s in specs}
-    deadline_at = time.time() + max(s.batch.deadline_s for s in specs)
+    started = time.time()
+    deadline_at = started + max(s.batch.deadline_s for s in specs)
     progress_id: UUID = create_progress_artifact(0.0, key="batch-progress", description="batch judging")
-    subs = {s.name: submit_batches.submit(s, str(rows_path), str(workdir)) for s in specs}
+    pending_paths = pending_requests or {}
+    subs = {
+        s.name: submit_batches.submit(
+            s, str(rows_path), str(workdir),
+            list(pending_paths[s.name]) if s.name in pending_paths else None,
+        )
+        for s in specs
+    }
     pending: dict[PrefectFuture[list[str]], JudgeSpec] = {}
+    driven: dict[str, list[str]] = {s.name: [] for s in specs}
 
     def start(spec: JudgeSpec, eid: str) -> None:
+        driven[spec.name].append(eid)
         status = poll_batch.submit(spec, str(workdir), eid, deadline_at)
-        pending[collect_batch.submit(spec, str(workdir), eid, status, deadline_at)] = spec
+        pending[collect_batch.submit(spec, str(workdir), eid, status, deadline_at, started)] = spec
 
     try:
         for name, fut in subs.items():
@@ -187,9 +229,15 @@ def run_batch_judges_in_flow(
         raise
     update_progress_artifact(progress_id, 100.0, description=_progress(ws)[1])
     create_table_artifact(batch_table(ws), key="batch-batches", description="batches per judge and round")
+    entry_ids = [eid for ids in driven.values() for eid in ids]
+    counts = log_anomalies(ws, entry_ids, since=started)
+    anomalies = anomalies_of(ws, entry_ids, since=started)
+    if anomalies:
+        create_table_artifact(anomalies, key="batch-anomalies",
+                              description="result-file anomalies and ledger recoveries of this run's batches")
     out: dict[str, str] = {}
     for spec in specs:
         path = Path(out_dir) / spec.name
-        finalize_judge(ws, spec, path)
+        finalize_judge(ws, spec, path, driven[spec.name])
         out[spec.name] = str(path)
-    return out
+    return BatchStageResult(out, anomalies, counts)

@@ -17,6 +17,7 @@ from judgeflow.batch.openai_batch import OpenAIBatchProvider
 from judgeflow.batch.runner import (
     BatchWorkspace,
     cancel_open_batches,
+    is_transient,
     make_provider,
     prepare_chunks,
     run_batch_judges,
@@ -25,7 +26,7 @@ from judgeflow.batch.runner import (
 from judgeflow.schemas import content_hash
 from judgeflow.simulator import Simulator
 from judgeflow.simulator.judge import expected_score
-from judgeflow.specs import BatchSettings, JudgeSpec
+from judgeflow.specs import BatchSettings, JudgeSpec, expand_requests
 
 FAST = {"batch_validating_s": 0.05, "batch_in_progress_s": 0.25, "batch_finalizing_s": 0.05,
         "batch_cancel_s": 0.05}
@@ -123,7 +124,8 @@ def test_persistent_errors_end_failed_with_reason(make_simulator: Any, tmp_path:
     spec = make_spec(sim, provider, max_rounds=2, max_requests_per_batch=100)
     out = run_batch_judges(make_rows(3), [spec], tmp_path / "w", tmp_path / "out")[spec.name]
     assert out.height == 6
-    assert (out["status"] == "failed").all() and (out["attempts"] == 2).all()
+    # a provider's 5xx is infrastructure: status "error", asked again by the next run
+    assert (out["status"] == "error").all() and (out["attempts"] == 2).all()
     assert out["error"].is_not_null().all() and out["score"].is_null().all()
     assert created(sim, provider) == 2  # one batch per round, max_rounds=2
 
@@ -162,7 +164,7 @@ def test_failed_validation_every_time_ends_failed(make_simulator: Any, tmp_path:
     sim = make_simulator(batch_fail_validation=True, **FAST)
     spec = make_spec(sim, "openai", max_rounds=2, max_requests_per_batch=100)
     out = run_batch_judges(make_rows(2), [spec], tmp_path / "w", tmp_path / "out")[spec.name]
-    assert (out["status"] == "failed").all()
+    assert (out["status"] == "error").all()  # the provider refused the batch: asked again next run
     assert out["error"].str.contains("token_limit_exceeded").all()
     assert created(sim, "openai") == 2
 
@@ -262,13 +264,25 @@ def test_ctrl_c_cancels_open_batches(make_simulator: Any, tmp_path: Path) -> Non
     assert sim.stats()["batch_cancels"] == 3
 
 
-def test_deadline_cancels_and_records_the_rest_as_failed(make_simulator: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_deadline_cancels_records_not_sent_and_the_next_run_asks_again(
+    make_simulator: Any, tmp_path: Path, provider: str
+) -> None:
     sim = make_simulator(batch_validating_s=0.05, batch_in_progress_s=30.0, batch_cancel_s=0.05)
-    spec = make_spec(sim, "anthropic", deadline_s=0.5, max_requests_per_batch=100)
-    out = run_batch_judges(make_rows(3), [spec], tmp_path / "w", tmp_path / "out")[spec.name]
-    assert sim.stats()["batch_cancels"] == 1 and created(sim, "anthropic") == 1  # no follow-up
-    assert out.height == 6 and (out["status"] == "failed").all()
+    spec = make_spec(sim, provider, deadline_s=0.5, max_requests_per_batch=100)
+    rows = make_rows(3)
+    out = run_batch_judges(rows, [spec], tmp_path / "w", tmp_path / "out")[spec.name]
+    assert sim.stats()["batch_cancels"] == 1 and created(sim, provider) == 1  # no follow-up
+    assert out.height == 6 and (out["status"] == "not_sent").all()  # never run: asked again
     assert out["error"].is_not_null().all()
+    # the next run needs the same six requests: it must ask them, not find the same cancelled
+    # batch in the ledger and hand back its "not sent" records forever
+    sim.configure(batch_in_progress_s=0.25)
+    again = run_batch_judges(rows, [spec.model_copy(update={"batch": spec.batch.model_copy(
+        update={"deadline_s": 60.0})})], tmp_path / "w", tmp_path / "out")[spec.name]
+    assert again["status"].to_list() == ["ok"] * 6
+    check_scores(rows, again)
+    assert created(sim, provider) == 2 and sim.stats()["custom_ids_paid_twice"] == 0
 
 
 def test_openai_batches_are_found_by_metadata_when_the_ledger_is_gone(make_simulator: Any, tmp_path: Path) -> None:
@@ -282,3 +296,41 @@ def test_openai_batches_are_found_by_metadata_when_the_ledger_is_gone(make_simul
     assert created(sim, "openai") == 3  # re-attached through the batches' metadata
     assert sim.stats()["custom_ids_paid_twice"] == 0
     assert again.sort("request_id").equals(out.sort("request_id"))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_only_pending_requests_are_sent(make_simulator: Any, tmp_path: Path, provider: str) -> None:
+    """Rows with one request answered already (a deadline or budget stop, another path): only
+    the pending request of each row is sent, never the answered one again."""
+    sim = make_simulator(**FAST)
+    rows = make_rows(6)
+    spec = make_spec(sim, provider)
+    requests = expand_requests(rows, spec)
+    pending = set(requests.filter(pl.col("candidate_a") == 1)["request_id"])  # one of two per row
+    out = run_batch_judges(rows, [spec], tmp_path / "w", tmp_path / "out",
+                           pending={spec.name: pending})[spec.name]
+    assert set(out["request_id"]) == pending and out["status"].to_list() == ["ok"] * 6
+    assert int(sim.stats()[f"{provider}_batch_requests"]) == 6
+    # nothing pending: nothing is sent
+    none = run_batch_judges(rows, [spec], tmp_path / "w2", tmp_path / "out2", pending={spec.name: set()})
+    assert none[spec.name].is_empty() and int(sim.stats()[f"{provider}_batch_requests"]) == 6
+
+
+def test_transient_check_survives_a_half_imported_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread's first ``import anthropic`` leaves a module without its attributes in
+    ``sys.modules``; classifying an error then must not raise (it ran inside Prefect's retry
+    condition, and an exception there skipped the retry)."""
+    import sys
+    import types
+
+    import httpx
+    import openai
+
+    monkeypatch.setitem(sys.modules, "anthropic", types.ModuleType("anthropic"))
+    request = httpx.Request("GET", "http://127.0.0.1/v1/batches/b")
+    assert is_transient(openai.APIConnectionError(request=request))
+    assert is_transient(openai.APITimeoutError(request=request))
+    response = httpx.Response(429, request=request)
+    assert is_transient(openai.RateLimitError("slow down", response=response, body=None))
+    assert not is_transient(openai.BadRequestError("bad", response=httpx.Response(400, request=request), body=None))
+    assert not is_transient(ValueError("a bug"))

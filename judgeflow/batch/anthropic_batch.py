@@ -12,12 +12,14 @@ and refuses the batch otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 
 from judgeflow.batch.openai_batch import CLOCK_SKEW_S
 from judgeflow.batch.requests import Chunk, iter_lines
-from judgeflow.batch.types import BatchState, BatchStatus, ResultItem, Submission
+from judgeflow.batch.result_lines import read_line, status_for_anthropic_error
+from judgeflow.batch.types import BadLine, BatchState, BatchStatus, ResultItem, Submission
 from judgeflow.clients.base import redact
 from judgeflow.clients.factory import resolve_api_key
 from judgeflow.clients.sdk_errors import sdk_boundary
@@ -87,22 +89,45 @@ class AnthropicBatchProvider:
         )
 
     @sdk_boundary(anthropic, "Anthropic batch results download")
-    def collect(self, status: BatchStatus) -> Iterator[ResultItem]:
-        for item in self.client.messages.batches.results(status.batch_id):
-            result = item.result
-            if result.type == "succeeded":
-                message = result.message
-                text = "".join(b.text for b in message.content if getattr(b, "type", None) == "text")
-                yield ResultItem(item.custom_id, text=text, input_tokens=message.usage.input_tokens,
-                                 output_tokens=message.usage.output_tokens)
-            elif result.type == "errored":
-                err = getattr(result.error, "error", None)
-                kind = getattr(err, "type", "error")
-                msg = getattr(err, "message", "")
-                yield ResultItem(item.custom_id, error=redact(f"errored: {kind}: {msg}")[:500])
-            else:  # canceled | expired
-                yield ResultItem(item.custom_id, error=result.type)
+    def collect(self, status: BatchStatus) -> Iterator[ResultItem | BadLine]:
+        """Every line of the results stream, read one by one (not through the SDK's decoder,
+        which stops at the first invalid line and loses the rest of the batch)."""
+        with self.client.messages.batches.with_streaming_response.results(status.batch_id) as response:
+            for lineno, raw in enumerate(response.iter_lines(), start=1):
+                if not raw.strip():
+                    continue
+                where = f"batch {status.batch_id} results line {lineno}"
+                line = read_line(raw, where)
+                yield line if isinstance(line, BadLine) else _result_item(line, where)
 
     @sdk_boundary(anthropic, "Anthropic batch cancel")
     def cancel(self, batch_id: str) -> None:
         self.client.messages.batches.cancel(batch_id)
+
+
+def _result_item(line: dict[str, Any], where: str) -> ResultItem | BadLine:
+    """One results line (``{"custom_id", "result": {"type": ...}}``) as a ``ResultItem``."""
+    cid = str(line["custom_id"])
+    result = line.get("result")
+    kind = result.get("type") if isinstance(result, dict) else None
+    if kind == "succeeded":
+        message = result.get("message") if isinstance(result, dict) else None
+        try:
+            content = message["content"]  # type: ignore[index]
+            usage = message["usage"]  # type: ignore[index]
+            text = "".join(b["text"] for b in content if isinstance(b, dict) and b.get("type") == "text")
+            tokens_in, tokens_out = int(usage["input_tokens"]), int(usage["output_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return ResultItem(cid, error=f"malformed message ({where}): {type(exc).__name__} {exc}"[:500],
+                              error_status="error", where=where)
+        return ResultItem(cid, text=text, input_tokens=tokens_in, output_tokens=tokens_out, where=where)
+    if kind == "errored":
+        outer = result.get("error") if isinstance(result, dict) else None
+        err = outer.get("error") if isinstance(outer, dict) and isinstance(outer.get("error"), dict) else outer
+        err_type = str(err.get("type", "error")) if isinstance(err, dict) else "error"
+        msg = str(err.get("message", "")) if isinstance(err, dict) else ""
+        return ResultItem(cid, error=redact(f"errored: {err_type}: {msg}")[:500],
+                          error_status=status_for_anthropic_error(err_type), where=where)
+    if kind in ("canceled", "expired"):
+        return ResultItem(cid, error=kind, error_status="not_sent", where=where)
+    return BadLine(where, f"a result of unknown type {kind!r}", cid)

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import openai
-import orjson
 
 from judgeflow.batch.requests import OPENAI_ENDPOINT, Chunk
-from judgeflow.batch.types import BatchState, BatchStatus, ResultItem, Submission
+from judgeflow.batch.result_lines import read_line, status_for_http
+from judgeflow.batch.types import BadLine, BatchState, BatchStatus, ResultItem, Submission
 from judgeflow.clients.base import redact
 from judgeflow.clients.factory import resolve_api_key
 from judgeflow.clients.fast_openai import parse_openai_reply
@@ -32,6 +32,9 @@ _STATES: dict[str, BatchState] = {
     "expired": "expired",
     "cancelled": "cancelled",
 }
+
+#: Error-file codes of requests that never ran (asked again next time, status ``not_sent``).
+_NEVER_RUN = frozenset({"batch_expired", "batch_cancelled"})
 
 #: How far back (seconds before the intent) ``find_lost`` looks, for clock skew.
 CLOCK_SKEW_S = 300.0
@@ -116,14 +119,19 @@ class OpenAIBatchProvider:
     # -- collect -------------------------------------------------------------------------------
 
     @sdk_boundary(openai, "OpenAI batch results download")
-    def collect(self, status: BatchStatus) -> Iterator[ResultItem]:
-        for file_id in (status.output_file_id, status.error_file_id):
+    def collect(self, status: BatchStatus) -> Iterator[ResultItem | BadLine]:
+        """Every line of the output file, then of the error file; a line that cannot be read is
+        a ``BadLine`` naming the batch, the file and the line number."""
+        for kind, file_id in (("output", status.output_file_id), ("error", status.error_file_id)):
             if not file_id:
                 continue
             with self.client.files.with_streaming_response.content(file_id) as response:
-                for raw in response.iter_lines():
-                    if raw.strip():
-                        yield _result_item(orjson.loads(raw))
+                for lineno, raw in enumerate(response.iter_lines(), start=1):
+                    if not raw.strip():
+                        continue
+                    where = f"batch {status.batch_id} {kind} file {file_id} line {lineno}"
+                    line = read_line(raw, where)
+                    yield line if isinstance(line, BadLine) else _result_item(line, where)
 
     @sdk_boundary(openai, "OpenAI batch cancel")
     def cancel(self, batch_id: str) -> None:
@@ -134,27 +142,31 @@ def _final(state: BatchState) -> bool:
     return state in ("done", "failed", "expired", "cancelled")
 
 
-def _result_item(line: dict[str, Any]) -> ResultItem:
-    """One output/error file line as a ``ResultItem`` (HTTP-level or batch-level errors kept)."""
+def _result_item(line: dict[str, Any], where: str = "") -> ResultItem:
+    """One output/error file line as a ``ResultItem`` (HTTP-level or batch-level errors kept,
+    with the kind of failure: an invalid request is final, the rest is asked again)."""
     cid = str(line.get("custom_id"))
     response = line.get("response")
     error = line.get("error")
-    if response and response.get("status_code") == 200 and not error:
+    if isinstance(response, dict) and response.get("status_code") == 200 and not error:
         body = response.get("body") or {}
         try:
             reply = parse_openai_reply(body)
         except Exception as exc:  # noqa: BLE001 - a malformed body is that request's failure
-            return ResultItem(cid, error=f"malformed reply: {exc}")
+            return ResultItem(cid, error=redact(f"malformed reply ({where}): {exc}")[:500],
+                              error_status="error", where=where)
         return ResultItem(cid, text=reply.text, input_tokens=reply.input_tokens,
-                          output_tokens=reply.output_tokens)
-    if response:
+                          output_tokens=reply.output_tokens, where=where)
+    if isinstance(response, dict):
         body = response.get("body") or {}
         err = body.get("error") if isinstance(body, dict) else None
         msg = err.get("message") if isinstance(err, dict) else str(body)[:200]
-        return ResultItem(cid, error=redact(f"HTTP {response.get('status_code')}: {msg}")[:500])
+        code = response.get("status_code")
+        return ResultItem(cid, error=redact(f"HTTP {code}: {msg}")[:500],
+                          error_status=status_for_http(code), where=where)
     if isinstance(error, dict):
         code = error.get("code") or "error"
-        return ResultItem(cid, error=redact(f"{code}: {error.get('message') or ''}".strip())[:500])
-    return ResultItem(cid, error="no response and no error in the batch output")
-
-
+        return ResultItem(cid, error=redact(f"{code}: {error.get('message') or ''}".strip())[:500],
+                          error_status="not_sent" if code in _NEVER_RUN else "error", where=where)
+    return ResultItem(cid, error=f"no response and no error in the batch output ({where})",
+                      error_status="error", where=where)

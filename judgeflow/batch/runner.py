@@ -24,10 +24,10 @@ import logging
 import random
 import shutil
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +38,8 @@ import polars as pl
 
 from judgeflow.batch.ledger import Ledger, LedgerEntry, entry_id
 from judgeflow.batch.requests import Chunk, follow_up_chunks, write_chunks
+from judgeflow.batch.reconcile import BatchMismatchError as BatchMismatchError  # re-exported
+from judgeflow.batch.reconcile import Reconciler
 from judgeflow.batch.types import BatchProvider, BatchStatus
 from judgeflow.clients.base import TransientError
 from judgeflow.cost import cost_of
@@ -65,10 +67,6 @@ CANCEL_GRACE_S = 60.0
 #: How far back a build with no ledger entry for a chunk looks for an OpenAI batch of that chunk
 #: (a batch lives at most 24 h plus finalizing).
 LEDGERLESS_LOOKBACK_S = 26 * 3600.0
-
-
-class BatchMismatchError(RuntimeError):
-    """A batch returned custom_ids that are not in its chunk: it is not the batch we think it is."""
 
 
 class TransientPollError(RuntimeError):
@@ -123,22 +121,31 @@ def make_provider(spec: JudgeSpec, api_key: str | None = None) -> BatchProvider:
     raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} has no Batch API")
 
 
-def _transient_types() -> tuple[type[BaseException], ...]:
-    """The SDKs' connection/429/5xx errors, for the SDKs already imported (an SDK that was never
-    imported cannot have raised anything)."""
-    types: list[type[BaseException]] = [TransientPollError]
-    for name in ("openai", "anthropic"):
-        sdk = sys.modules.get(name)
-        if sdk is not None:
-            types += [sdk.APIConnectionError, sdk.RateLimitError, sdk.InternalServerError]
-    return tuple(types)
+#: The SDKs' error classes a later identical call may not meet (``APITimeoutError`` is an
+#: ``APIConnectionError``). Matched by class name and top-level module along the exception's MRO:
+#: no SDK module is touched, so the check cannot fail while an SDK is still being imported
+#: (another thread's first ``import anthropic`` leaves a partially initialised module in
+#: ``sys.modules``, and reading an attribute of it inside Prefect's retry condition raised and
+#: skipped the retry).
+_TRANSIENT_SDK_ERRORS = frozenset({"APIConnectionError", "RateLimitError", "InternalServerError"})
+_SDKS = frozenset({"openai", "anthropic"})
+
+
+def _is_transient_sdk_error(exc: BaseException) -> bool:
+    return any(
+        cls.__name__ in _TRANSIENT_SDK_ERRORS and cls.__module__.partition(".")[0] in _SDKS
+        for cls in type(exc).__mro__
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors a later identical call may not get: 408/409/429/5xx/529, connection."""
-    if isinstance(exc, TransientError):  # the providers re-raise SDK errors as judgeflow's
+    """True for errors a later identical call may not get: 408/409/429/5xx/529, connection.
+
+    Import-safe: it reads only the exception itself (see ``_TRANSIENT_SDK_ERRORS``).
+    """
+    if isinstance(exc, TransientError | TransientPollError):  # the providers raise judgeflow's
         return True
-    if isinstance(exc, _transient_types()):
+    if _is_transient_sdk_error(exc):
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
@@ -155,13 +162,24 @@ def _metadata(chunk: Chunk) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def prepare_chunks(spec: JudgeSpec, rows: pl.DataFrame, ws: BatchWorkspace) -> list[Chunk]:
-    """Expand, render and write the round-1 chunk files of ``spec`` (same build -> same keys)."""
+def prepare_chunks(
+    spec: JudgeSpec, rows: pl.DataFrame, ws: BatchWorkspace, pending: Collection[str] | None = None
+) -> list[Chunk]:
+    """Expand, render and write the round-1 chunk files of ``spec`` (same build -> same keys).
+
+    ``pending`` (request ids) keeps only the requests still to ask: after a deadline or budget
+    stop, or with rows shared by other judges, ``rows`` holds requests that are already answered,
+    and sending them again would pay for them twice. None sends every request of ``rows``.
+    """
     requests = expand_requests(rows, spec)
+    if pending is not None:
+        requests = requests.filter(pl.col("request_id").is_in(list(pending)))
     prompts = render_requests(spec, rows, requests)
     directory = ws.chunk_dir(spec.name, 1)
     if directory.exists():
         shutil.rmtree(directory)  # files of the same build are rewritten identically
+    if requests.is_empty():
+        return []
     return write_chunks(spec, requests, prompts, directory, round_=1)
 
 
@@ -184,12 +202,16 @@ def submit_chunk(
         # batches carry the chunk key in their metadata, so look before paying twice.
         lost = provider.find_lost(chunk, metadata, time.time() - LEDGERLESS_LOOKBACK_S, ledger.claimed_batch_ids())
         if lost is not None:
-            log.info("re-attached batch %s for %s found by its metadata (no ledger entry)", lost, eid)
+            log.warning("re-attached batch %s for %s, found by its metadata (no ledger entry): "
+                        "not paid again", lost, eid)
             return ledger.put(LedgerEntry(
                 entry_id=eid, provider=provider.name, judge=chunk.judge, round=chunk.round,
                 chunk_key=chunk.chunk_key, chunk=chunk.as_dict(), parent=parent,
-                status="submitted", batch_id=lost, submitted_at=time.time(),
+                status="submitted", batch_id=lost, submitted_at=time.time(), found_by="metadata",
             ))
+    if entry is None and _was_lost(ledger, eid):
+        log.warning("%s was lost with the damaged ledger and cannot be found at %s: its %d requests "
+                    "are asked again", eid, provider.name, chunk.count)
     if entry is None:
         entry = ledger.put(LedgerEntry(
             entry_id=eid, provider=provider.name, judge=chunk.judge, round=chunk.round,
@@ -214,12 +236,19 @@ def submit_chunk(
     return entry
 
 
+def _was_lost(ledger: Ledger, eid: str) -> bool:
+    """True when a damaged ledger named ``eid`` but it could not be recovered."""
+    return any(eid in r.get("lost", ()) for r in ledger.recoveries())
+
+
 def submit_judge(
-    spec: JudgeSpec, rows: pl.DataFrame, ws: BatchWorkspace, provider: BatchProvider | None = None
+    spec: JudgeSpec, rows: pl.DataFrame, ws: BatchWorkspace, provider: BatchProvider | None = None,
+    pending: Collection[str] | None = None,
 ) -> list[LedgerEntry]:
-    """All round-1 chunks of one judge, submitted (or re-attached) one after another."""
+    """All round-1 chunks of one judge (only its ``pending`` requests when given), submitted (or
+    re-attached) one after another."""
     provider = provider or make_provider(spec)
-    return [submit_chunk(ws, provider, chunk) for chunk in prepare_chunks(spec, rows, ws)]
+    return [submit_chunk(ws, provider, chunk) for chunk in prepare_chunks(spec, rows, ws, pending)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,55 +369,64 @@ def collect_entry(
 ) -> Collected:
     """Stream the batch's results into judgment records (``collected/<entry>/part-*.parquet``).
 
-    Every request of the chunk gets exactly one record: parsed replies are ``ok``; errored,
-    expired, cancelled, missing and unparseable ones are ``failed`` with their reason, and are the
-    candidates of the next round. ``status`` None (or not terminal) abandons the batch: all its
-    requests fail with the entry's error (deadline). Idempotent: a collected entry is read back.
+    Every request of the chunk gets exactly one record, with an explicit status: parsed replies
+    are ``ok``; unparseable ones and requests the provider refused as invalid are ``failed``
+    (the judge's own final failure); 5xx/429/auth errors, unreadable result lines, conflicting
+    duplicates, missing results and a batch that failed validation are ``error``; cancelled,
+    expired and deadline-abandoned ones are ``not_sent``. Every non-ok record is a candidate of
+    the next round. The result file's anomalies (``reconcile.Reconciler``) are kept on the
+    ledger entry. ``status`` None (or not terminal) abandons the batch (deadline). Idempotent:
+    a collected entry is read back.
     """
     ledger = ws.ledger
     entry = ledger.get(eid)
     assert entry is not None
     final_dir = ws.collected_dir(eid)
     if entry.status == "collected" and final_dir.exists():
-        return _read_collected(eid, final_dir)
+        try:
+            return _read_collected(eid, final_dir)
+        except Exception as exc:  # noqa: BLE001 - an unreadable copy is collected again (free)
+            log.warning("collected results of %s in %s are unreadable (%s): collecting again",
+                        eid, final_dir, type(exc).__name__)
     chunk = Chunk.from_dict(entry.chunk)
     requests = _requests_by_id(chunk)
     tmp_dir = final_dir.with_name(final_dir.name + ".tmp")
     if tmp_dir.exists():
         shutil.rmtree(tmp_dir)
-    seen: set[str] = set()
     spec_hash = spec.spec_hash()
 
-    def fail(request: Mapping[str, Any], reason: str, raw: str | None = None,
+    def fail(request: Mapping[str, Any], reason: str, kind: str, raw: str | None = None,
              tin: int = 0, tout: int = 0) -> dict[str, Any]:
         return judgment_record(
-            spec, request, error=reason, raw_output=raw, attempts=entry.round,
+            spec, request, error=reason, status=kind, raw_output=raw, attempts=entry.round,
             input_tokens=tin, output_tokens=tout, cost_usd=cost_of(spec, tin, tout, batch=True),
             template_hash=request.get("template_hash"), spec_hash=spec_hash,
         )
 
+    tally = Reconciler(entry.batch_id or eid, requests.keys())
     with JudgmentSink(tmp_dir) as sink:
         if status is None or not status.terminal or status.state == "failed":
-            reason = (f"batch failed: {status.error}" if status is not None and status.state == "failed"
-                      else entry.error or "batch did not end")
+            if status is not None and status.state == "failed":
+                reason, kind = f"batch {status.batch_id} failed: {status.error}", "error"
+            else:
+                reason, kind = entry.error or "batch did not end", "not_sent"
             for request in requests.values():
-                sink.add(fail(request, reason))
+                sink.add(fail(request, reason, kind))
         else:
-            for item in provider.collect(status):
-                request = requests.get(item.custom_id)
-                if request is None:
-                    raise BatchMismatchError(
-                        f"batch {status.batch_id} returned custom_id {item.custom_id!r} not in {eid}"
-                    )
-                seen.add(item.custom_id)
+            for line in provider.collect(status):
+                item = tally.add(line)
+                if item is None:
+                    continue
+                request = requests[item.custom_id]
                 if item.error is not None:
-                    sink.add(fail(request, item.error, None, item.input_tokens, item.output_tokens))
+                    sink.add(fail(request, item.error, item.error_status, None,
+                                  item.input_tokens, item.output_tokens))
                     continue
                 text = item.text or ""
                 try:
                     parsed = parse_reply(spec, text)
                 except ParseError as exc:
-                    sink.add(fail(request, f"unparseable: {exc}"[:500], text,
+                    sink.add(fail(request, f"unparseable: {exc}"[:500], "failed", text,
                                   item.input_tokens, item.output_tokens))
                     continue
                 sink.add(judgment_record(
@@ -398,21 +436,77 @@ def collect_entry(
                     cost_usd=cost_of(spec, item.input_tokens, item.output_tokens, batch=True),
                     template_hash=request.get("template_hash"), spec_hash=spec_hash,
                 ))
+            tally.check_ours(eid)
             for cid, request in requests.items():
-                if cid not in seen:
-                    sink.add(fail(request, "missing from the batch results"))
+                if not tally.answered(cid):
+                    sink.add(fail(request, tally.missing_reason(cid), "error"))
+    if tally.conflicts:
+        _replace_records(tmp_dir, {cid: fail(requests[cid], why, "error") for cid, why in tally.conflicts.items()})
     if final_dir.exists():
         shutil.rmtree(final_dir)
     tmp_dir.rename(final_dir)  # atomic: a collected directory is always complete
     result = _read_collected(eid, final_dir)
-    ledger.update(eid, status="collected", collected_path=str(final_dir), retry_ids=len(result.retry_ids))
+    for anomaly in tally.anomalies:
+        anomaly["judge"], anomaly["entry_id"] = spec.name, eid
+        log.warning("batch %s (%s): %s at %s: %s", anomaly["batch_id"], eid, anomaly["kind"],
+                    anomaly["where"], anomaly["detail"])
+    ledger.update(eid, status="collected", collected_path=str(final_dir), retry_ids=len(result.retry_ids),
+                  anomalies=tally.anomalies, anomaly_counts=dict(tally.counts))
     return result
+
+
+def _replace_records(directory: Path, replacements: Mapping[str, dict[str, Any]]) -> None:
+    """Swap the records of ``replacements``' request ids in a (not yet published) collected
+    directory for the given ones: how a custom_id answered twice differently ends failed."""
+    frame = read_judgments(directory).collect()
+    kept = frame.filter(~pl.col("request_id").is_in(list(replacements)))
+    for part in directory.glob("*.parquet"):
+        part.unlink()
+    with JudgmentSink(directory) as sink:
+        sink.extend(kept.iter_rows(named=True))
+        sink.extend(replacements.values())
 
 
 def _read_collected(eid: str, directory: Path) -> Collected:
     frame = read_judgments(directory).select("request_id", "status").collect()
-    failed = frame.filter(pl.col("status") == "failed")["request_id"]
+    failed = frame.filter(pl.col("status") != "ok")["request_id"]
     return Collected(eid, frame.height - failed.len(), failed.len(), frozenset(failed.to_list()))
+
+
+def anomalies_of(
+    ws: BatchWorkspace, entry_ids: Iterable[str] | None = None, since: float = 0.0
+) -> list[dict[str, Any]]:
+    """The result-file anomalies of ``entry_ids`` (every entry when None), plus the ledger
+    recoveries since ``since``, as rows for the build report (kind, judge, batch id, where,
+    custom_id, detail)."""
+    entries = ws.ledger.entries()
+    wanted = entries.keys() if entry_ids is None else set(entry_ids)
+    out = [a for eid in wanted if eid in entries for a in entries[eid].anomalies]
+    for r in ws.ledger.recoveries():
+        if r["at"] < since:
+            continue
+        detail = (f"{r['reason']}: {r['salvaged'] + r['from_previous_version']} entries recovered, "
+                  f"{len(r['lost'])} lost" + (f" (set aside as {r['set_aside_as']})" if r["set_aside_as"] else ""))
+        out.append({"kind": "ledger_recovered", "judge": None, "batch_id": None, "entry_id": None,
+                    "where": r["ledger"], "custom_id": None, "detail": detail})
+    return out
+
+
+def anomaly_counts(
+    ws: BatchWorkspace, entry_ids: Iterable[str] | None = None, since: float = 0.0
+) -> dict[str, int]:
+    """How many anomalies of each kind ``entry_ids`` met (all counted, not only those kept),
+    and how many ledger recoveries there were since ``since``."""
+    entries = ws.ledger.entries()
+    wanted = entries.keys() if entry_ids is None else set(entry_ids)
+    total: Counter[str] = Counter()
+    for eid in wanted:
+        if eid in entries:
+            total.update(entries[eid].anomaly_counts)
+    recoveries = sum(1 for r in ws.ledger.recoveries() if r["at"] >= since)
+    if recoveries:
+        total["ledger_recovered"] += recoveries
+    return dict(total)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,20 +514,34 @@ def _read_collected(eid: str, directory: Path) -> Collected:
 # ---------------------------------------------------------------------------------------------
 
 
+def _rounds_this_run(ws: BatchWorkspace, entry: LedgerEntry, run_started_at: float) -> int:
+    """How many rounds of ``entry``'s lineage (it and its parents) this run submitted."""
+    entries = ws.ledger.entries()
+    n = 0
+    current: LedgerEntry | None = entry
+    while current is not None and (current.submitted_at or 0.0) >= run_started_at:
+        n += 1
+        current = entries.get(current.parent) if current.parent else None
+    return n
+
+
 def follow_up(
     ws: BatchWorkspace, provider: BatchProvider, spec: JudgeSpec, collected: Collected,
-    *, deadline_at: float,
+    *, deadline_at: float, run_started_at: float = 0.0,
 ) -> LedgerEntry | None:
     """Submit the failed requests of a collected entry as the next round, if rounds are left.
 
     The follow-up chunk is derived byte for byte from the parent, so on a re-run the same
     failures give the same chunk key and the ledger re-attaches instead of re-submitting.
+    ``spec.batch.max_rounds`` counts the rounds this run submitted (since ``run_started_at``):
+    a later run that needs a lineage's failures again (asked again after a deadline, or after
+    errors) continues the lineage instead of finding the same failures forever.
     """
     entry = ws.ledger.get(collected.entry_id)
     assert entry is not None
-    if not collected.retry_ids or entry.round >= spec.batch.max_rounds:
+    if not collected.retry_ids or time.time() >= deadline_at:
         return None
-    if time.time() >= deadline_at or (entry.error or "").startswith("deadline"):
+    if _rounds_this_run(ws, entry, run_started_at) >= spec.batch.max_rounds:
         return None
     parent = Chunk.from_dict(entry.chunk)
     directory = ws.chunk_dir(spec.name, entry.round + 1, parent.chunk_key)
@@ -453,6 +561,7 @@ def drive_entry(
     deadline_at: float,
     stop: threading.Event | None = None,
     on_status: StatusCallback | None = None,
+    run_started_at: float = 0.0,
 ) -> list[Collected]:
     """Poll, collect and follow up one chunk's lineage until it has no round left."""
     out: list[Collected] = []
@@ -467,16 +576,25 @@ def drive_entry(
                                     stop=stop, on_status=on_status)
             collected = collect_entry(ws, provider, spec, current, status)
         out.append(collected)
-        child = follow_up(ws, provider, spec, collected, deadline_at=deadline_at)
+        child = follow_up(ws, provider, spec, collected, deadline_at=deadline_at,
+                          run_started_at=run_started_at)
         current = child.entry_id if child is not None else None
     return out
 
 
-def finalize_judge(ws: BatchWorkspace, spec: JudgeSpec, out_dir: str | Path) -> pl.DataFrame:
+def finalize_judge(
+    ws: BatchWorkspace, spec: JudgeSpec, out_dir: str | Path, entry_ids: Iterable[str] | None = None
+) -> pl.DataFrame:
     """One record per request of ``spec``: the one from its last round (the highest
-    ``attempts``), written to ``out_dir`` with ``JudgmentSink`` and returned."""
+    ``attempts``), written to ``out_dir`` with ``JudgmentSink`` and returned.
+
+    ``entry_ids`` limits it to the lineages this run drove (so an older lineage's failure of a
+    request this run asked again cannot shadow the new answer); None takes every entry.
+    """
+    wanted = None if entry_ids is None else set(entry_ids)
     dirs = [Path(e.collected_path) for e in ws.ledger.entries().values()
-            if e.judge == spec.name and e.status == "collected" and e.collected_path]
+            if e.judge == spec.name and e.status == "collected" and e.collected_path
+            and (wanted is None or e.entry_id in wanted)]
     if not dirs:
         frame = pl.DataFrame(schema=JUDGMENTS_SCHEMA)
     else:
@@ -518,32 +636,40 @@ def run_batch_judges(
     providers: Mapping[str, BatchProvider] | None = None,
     max_workers: int = 32,
     on_status: StatusCallback | None = None,
+    pending: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Judge ``rows`` with every batch judge in ``specs``; resumable through ``workdir``'s ledger.
 
-    Returns each judge's final judgments (also written to ``out_dir/<judge>/``). On
-    KeyboardInterrupt (or any interruption) the open batches are cancelled when
-    ``spec.batch.cancel_on_flow_cancel`` says so, and the interruption is re-raised.
+    ``pending`` maps a judge to the request ids still to ask (the store's view); a judge not in
+    it asks every request of ``rows``. Returns each judge's judgments of this run (also written
+    to ``out_dir/<judge>/``); the result files' anomalies are logged and kept in the ledger
+    (``anomalies_of``). On KeyboardInterrupt (or any interruption) the open batches are
+    cancelled when ``spec.batch.cancel_on_flow_cancel`` says so, and the interruption is
+    re-raised.
     """
     ws = BatchWorkspace.at(workdir)
     provs: dict[str, BatchProvider] = dict(providers or {})
     for spec in specs:
         provs.setdefault(spec.name, make_provider(spec))
     by_name = {s.name: s for s in specs}
-    deadline_at = time.time() + max(s.batch.deadline_s for s in specs)
+    started = time.time()
+    deadline_at = started + max(s.batch.deadline_s for s in specs)
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="jf-batch")
+    driven: dict[str, list[str]] = {s.name: [] for s in specs}
     try:
-        submitted = list(pool.map(lambda s: (s, submit_judge(s, rows, ws, provs[s.name])), specs))
+        submitted = list(pool.map(
+            lambda s: (s, submit_judge(s, rows, ws, provs[s.name], (pending or {}).get(s.name))), specs))
         futures = [
-            pool.submit(drive_entry, ws, provs[spec.name], spec, e.entry_id,
-                        deadline_at=deadline_at, stop=stop, on_status=on_status)
+            (spec.name, pool.submit(drive_entry, ws, provs[spec.name], spec, e.entry_id,
+                                    deadline_at=deadline_at, stop=stop, on_status=on_status,
+                                    run_started_at=started))
             for spec, entries in submitted for e in entries
         ]
-        for future in futures:
+        for name, future in futures:
             while True:  # short waits keep the main thread responsive to Ctrl-C
                 try:
-                    future.result(timeout=0.5)
+                    driven[name] += [c.entry_id for c in future.result(timeout=0.5)]
                     break
                 except TimeoutError:
                     continue
@@ -559,7 +685,16 @@ def run_batch_judges(
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return {s.name: finalize_judge(ws, s, Path(out_dir) / s.name) for s in specs}
+    log_anomalies(ws, [eid for ids in driven.values() for eid in ids], since=started)
+    return {s.name: finalize_judge(ws, s, Path(out_dir) / s.name, driven[s.name]) for s in specs}
+
+
+def log_anomalies(ws: BatchWorkspace, entry_ids: Iterable[str], since: float = 0.0) -> dict[str, int]:
+    """One warning line with the anomalies of this run's batches (each was logged when found)."""
+    counts = anomaly_counts(ws, entry_ids, since)
+    if counts:
+        log.warning("batch anomalies: %s", ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+    return counts
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

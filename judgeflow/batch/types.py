@@ -53,15 +53,41 @@ class BatchStatus:
         }
 
 
+#: What kind of failure a request's ``error`` is (``judgeflow.judging.records.FAILURE_STATUSES``):
+#: ``failed`` the judge's own final answer (the request itself is invalid, e.g. too long),
+#: ``error`` infrastructure (5xx, 429, auth, unreadable result line: asked again next run),
+#: ``not_sent`` never run (cancelled, expired, deadline: asked again next run).
+FailureStatus = Literal["failed", "error", "not_sent"]
+
+
 @dataclass(slots=True)
 class ResultItem:
-    """One request's outcome: the reply text and tokens, or why there is none."""
+    """One request's outcome: the reply text and tokens, or why there is none.
+
+    ``where`` says which line of which result file it came from ("batch B output file F line
+    12"), so a problem with it can be traced to the provider's bytes.
+    """
 
     custom_id: str
     text: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None  # e.g. "errored: rate_limit_error: ...", "expired", "canceled"
+    error_status: FailureStatus = "error"
+    where: str = ""
+
+
+@dataclass(slots=True)
+class BadLine:
+    """A result line that could not be read (invalid JSON, or not a result object).
+
+    Only that line is lost: the request it belonged to (``custom_id`` when it could still be
+    read from the broken text) fails with status ``error`` and is asked again.
+    """
+
+    where: str  # "batch B output file F line 12"
+    problem: str
+    custom_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,8 +120,9 @@ class BatchProvider(Protocol):
     def poll_once(self, batch_id: str) -> BatchStatus:
         """One status call. Transient errors raise the SDK's exceptions (see ``is_transient``)."""
 
-    def collect(self, status: BatchStatus) -> Iterator[ResultItem]:
-        """Stream every result of an ended batch (successes and per-request errors)."""
+    def collect(self, status: BatchStatus) -> Iterator[ResultItem | BadLine]:
+        """Stream every result of an ended batch (successes and per-request errors); a line that
+        cannot be read is a ``BadLine``, never an exception that loses the whole batch."""
 
     def cancel(self, batch_id: str) -> None:
         """Ask the provider to cancel (done requests stay billed and collectable)."""

@@ -385,3 +385,84 @@ def test_rate_limit_slots_refill_at_rpm_over_60(deployed: PrefectServer) -> None
         burst, total = asyncio.run(measure())
     assert total > 0.7  # 10 more slots need ~1 s of decay at 10 slots/s
     assert burst < total
+
+
+# --------------------------------------------------------------------------- schedules that fire
+
+
+def _runs_of(client: Any, deployment_id: Any, state: Any) -> list[Any]:
+    """Runs of one deployment in one state (filtered on the server: a 10 s schedule makes 100)."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[state]))),
+        limit=50)
+
+
+def test_scheduler_creates_the_nightly_builds_upcoming_runs(deployed: PrefectServer) -> None:
+    """Reading the cron back proves nothing (SQLAlchemy 2.1 stored it and never scheduled a run):
+    the server's scheduler service must create the upcoming runs itself."""
+    from prefect.client.schemas.objects import StateType
+
+    deadline = time.monotonic() + 120
+    with api(deployed) as client:
+        nightly = client.read_deployment_by_name("build-preference-dataset/nightly-build")
+        runs: list[Any] = []
+        while time.monotonic() < deadline:
+            runs = _runs_of(client, nightly.id, StateType.SCHEDULED)
+            if len(runs) >= 3:
+                break
+            time.sleep(2)
+    log = deployed.log_path.read_text()[-3000:]
+    assert len(runs) >= 3, f"the scheduler created {len(runs)} nightly runs; server log:\n{log}"
+    for run in runs:  # 02:30 Europe/Berlin, the cron in deployments/prefect.yaml
+        local = run.expected_start_time.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+        assert (local.hour, local.minute) == (2, 30), run.expected_start_time
+
+
+def test_a_short_schedule_gets_a_run_completed_by_a_worker(deployed: PrefectServer, tmp_path: Path) -> None:
+    """Scheduler -> scheduled run -> process worker -> Completed, with no manual trigger."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    with api(deployed) as client:
+        flow_id = client.create_flow_from_name("scheduled-probe")
+        deployment_id = client.create_deployment(
+            flow_id=flow_id, name="every-10s", entrypoint="tests/probes/scheduled_probe.py:scheduled_probe",
+            work_pool_name="judgeflow-local", work_queue_name="default",
+            schedules=[DeploymentScheduleCreate(schedule=IntervalSchedule(interval=timedelta(seconds=10)))],
+            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}],
+        )
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [str(PREFECT_BIN), "worker", "start", "--pool", "judgeflow-local", "--type", "process",
+             "--limit", "1"],
+            cwd=tmp_path, env=deployed.env, stdout=log, stderr=subprocess.STDOUT)
+    completed: list[Any] = []
+    try:
+        deadline = time.monotonic() + 300  # a loaded 2-core box: a flow run process starts slowly
+        with api(deployed) as client:
+            while time.monotonic() < deadline and not completed:
+                completed = _runs_of(client, deployment_id, StateType.COMPLETED)
+                time.sleep(2)
+            client.pause_deployment(deployment_id)  # stop feeding the shared test server
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=10)
+    assert completed, f"no scheduled run completed; worker log:\n{log_path.read_text()[-4000:]}"
+    assert completed[0].auto_scheduled, "the run must come from the schedule, not a manual trigger"

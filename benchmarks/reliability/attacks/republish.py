@@ -10,10 +10,11 @@ attempt's own, and every object it lists must hold the listed sha256 and size
 identical content again must upload no data object (a rebuilt manifest with new times only
 replaces the manifest).
 
-The kills are real: ``python -m benchmarks.reliability.attacks.republish`` in its own session,
-printing one line per verified upload; the parent SIGKILLs the process group as soon as it has
-read ``k`` lines, so the kill lands wherever the child got to in the meantime (often inside the
-next upload).
+Uploads go through the suite's S3 proxy, so its faults (503s, resets, a reply lost after the
+write) hit the republishes too. The kills are real: the child is
+``python -m benchmarks.reliability.attacks.republish`` in its own session, printing one line per
+verified upload; the parent SIGKILLs the process group as soon as it has read ``k`` lines, so the
+kill lands wherever the child got to in the meantime (often inside the next upload).
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def republish(ctx: AttackContext) -> AttackResult:
     bucket = ctx.s3.new_bucket(f"jf-attack-republish-{uuid.uuid4().hex[:8]}")
     destination = f"s3://{bucket}/datasets"
     manifest_key = f"datasets/{DATASET}/{DAY}/{RUN_ID}/{MANIFEST_NAME}"
-    config = S3Config(endpoint_url=ctx.s3.direct_url, region="us-east-1", addressing_style="path")
+    # publishes go through the suite's fault-injecting proxy (503s, resets, replies lost after the
+    # write); every check reads moto directly with a fresh client
+    endpoint = ctx.s3.proxy.url
+    config = S3Config(endpoint_url=endpoint, region="us-east-1", addressing_style="path", max_attempts=10)
     env = dict(ctx.env)
     env.setdefault("AWS_ACCESS_KEY_ID", "attack")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "attack")
@@ -144,7 +148,7 @@ def republish(ctx: AttackContext) -> AttackResult:
         new = (version / MANIFEST_NAME).read_bytes()
         n_files = len(orjson.loads(new)["files"])
         k = step if isinstance(step, int) else n_files + (step == "all")
-        killed, rc, uploaded = _publish_in_child(version, destination, ctx.s3.direct_url, env, k,
+        killed, rc, uploaded = _publish_in_child(version, destination, endpoint, env, k,
                                                  ctx.root / f"child-{index:02d}.log")
         numbers["kills"] += killed
         if not killed and rc != 0:
@@ -192,7 +196,7 @@ def _child(argv: list[str]) -> int:
     from judgeflow.storage.s3 import S3Config, publish_run
 
     folder, destination, endpoint = argv
-    config = S3Config(endpoint_url=endpoint, region="us-east-1", addressing_style="path")
+    config = S3Config(endpoint_url=endpoint, region="us-east-1", addressing_style="path", max_attempts=10)
     print("ready", flush=True)
     publish_run(Path(folder), destination, config,
                 on_uploaded=lambda key: print(f"uploaded {key}", flush=True))

@@ -19,6 +19,7 @@ from judgeflow.batch.runner import (
     BatchWorkspace,
     is_transient,
     make_provider,
+    prepare_chunks,
     run_batch_judges,
     submit_judge,
 )
@@ -59,6 +60,24 @@ def test_submit_with_a_rejected_key_raises_a_redacted_permanent_error(
     assert not is_transient(info.value)
     assert_clean(info.value)
     assert sim.stats()["keys_echoed"] >= 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_upload_and_create_with_a_rejected_key_are_redacted(
+    make_simulator: Any, tmp_path: Path, provider: str
+) -> None:
+    sim: Simulator = make_simulator(require_api_key="the-right-key", echo_api_key=True, **FAST)
+    spec = make_spec(sim, provider)
+    chunk = prepare_chunks(spec, make_rows(2), BatchWorkspace.at(tmp_path))[0]
+    api = make_provider(spec)
+    calls = [lambda: api.create(chunk, "file-x" if provider == "openai" else None, {})]
+    if provider == "openai":
+        calls.append(lambda: api.upload(chunk))
+    for call in calls:
+        with pytest.raises(PermanentError) as info:
+            call()
+        assert info.value.status == 401
+        assert_clean(info.value)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

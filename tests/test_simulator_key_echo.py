@@ -48,7 +48,9 @@ def test_401_quotes_the_presented_key_on_every_endpoint(make_simulator: MakeSimu
     for reply in replies:
         assert reply.status_code == 401, reply.text
         assert KEY in reply.text, reply.text
-    assert sim.stats()["keys_echoed"] == len(replies)
+    stats = sim.stats()
+    assert stats["keys_echoed"] == len(replies)
+    assert stats["keys_echoed POST /v1/files"] == 1 and stats["keys_echoed GET /v1/batches/{batch_id}"] == 1
 
 
 def test_no_echo_without_the_mode(make_simulator: MakeSimulator) -> None:

@@ -119,13 +119,33 @@ async def _prefect_records(api_url: str) -> tuple[list[str], list[str]]:
                 if len(page) < 200:
                     break
                 offset += 200
-            runs = await client.read_flow_runs(limit=200)
-            artifacts += [f"flow-run {r.name} {r.parameters} {r.state}" for r in runs]
+            offset = 0
+            while True:
+                runs = await client.read_flow_runs(limit=200, offset=offset)
+                artifacts += [f"flow-run {r.name} {r.parameters} {_state_text(r.state)}" for r in runs]
+                if len(runs) < 200:
+                    break
+                offset += 200
+            offset = 0
+            while True:  # task-run state messages hold the exception that failed the task
+                tasks = await client.read_task_runs(limit=200, offset=offset)
+                artifacts += [f"task-run {t.name} {_state_text(t.state)}" for t in tasks]
+                if len(tasks) < 200:
+                    break
+                offset += 200
     return logs, artifacts
 
 
+def _state_text(state: Any) -> str:
+    """A run state's name, message and the state details Prefect shows (retries, results)."""
+    if state is None:
+        return "no state"
+    return f"{state.type} {state.name} {state.message} {state.state_details}"
+
+
 def scan_prefect(api_url: str, canaries: tuple[str, ...]) -> tuple[dict[str, int], list[str]]:
-    """Read every log line, artifact and flow run back from the Prefect API and search them."""
+    """Read every log line, artifact, flow run and task run back from the Prefect API and
+    search them (parameters, state names and messages)."""
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     logs, artifacts = asyncio.run(_prefect_records(api_url))
     found = []

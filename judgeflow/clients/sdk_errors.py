@@ -36,7 +36,7 @@ def _status_message(exc: Any) -> str:
     SDK's message (which holds the whole body)."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
-        err = body.get("error")
+        err = body.get("error", body)  # the openai SDK keeps the inner error object as the body
         if isinstance(err, dict):
             inner = err.get("error") if isinstance(err.get("error"), dict) else err  # anthropic nests
             message = inner.get("message") or inner.get("type")

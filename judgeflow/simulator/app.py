@@ -72,6 +72,10 @@ async def echo_api_key(request: web.Request, handler: Any) -> web.StreamResponse
     echoed = wire.echo_key(response.body, key)
     if echoed != response.body:
         state.counts["keys_echoed"] += 1
+        # per endpoint too, so a test can tell which provider paths it really exercised
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else request.path
+        state.counts[f"keys_echoed {request.method} {path}"] += 1
         response.body = echoed
     return response
 

@@ -31,3 +31,14 @@ def test_close_compacts_and_numbers_are_never_reused(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == ["part-00004.parquet", "part-00005.parquet"]
     frame = read_judgments(tmp_path).collect()
     assert frame.height == 11 and frame["request_id"].n_unique() == 11
+
+
+def test_a_part_set_aside_as_corrupt_keeps_its_number(tmp_path: Path) -> None:
+    """A new part never takes the name of one the store set aside (issue 13 item 10)."""
+    with JudgmentSink(tmp_path) as sink:
+        sink.add(_record(1))
+    (part,) = tmp_path.glob("*.parquet")
+    part.rename(part.with_name(part.name + ".corrupt"))
+    with JudgmentSink(tmp_path) as sink:
+        sink.add(_record(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-00000.parquet.corrupt", "part-00001.parquet"]

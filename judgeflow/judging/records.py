@@ -119,11 +119,12 @@ class JudgmentSink:
 
     def _next_index(self) -> int:
         """One past the highest part number on disk (never a reused number: parts are deleted
-        by compaction, and a count would point at an existing file)."""
+        by compaction, and a count would point at an existing file). Parts the store set aside
+        (``*.parquet.corrupt``) keep their numbers too, so a new part never takes their name."""
         numbers = [
             int(m.group(1))
-            for path in self.directory.glob(f"{self.prefix}-*.parquet")
-            if (m := re.fullmatch(rf"{re.escape(self.prefix)}-(\d+)\.parquet", path.name))
+            for path in self.directory.glob(f"{self.prefix}-*.parquet*")
+            if (m := re.fullmatch(rf"{re.escape(self.prefix)}-(\d+)\.parquet(?:\.corrupt.*)?", path.name))
         ]
         return max(numbers, default=-1) + 1
 

@@ -98,3 +98,28 @@ def test_scrub_secrets_shapes() -> None:
     assert scrub_secrets({"password": "p", "list": [SecretStr("s"), "ok"], "n": 1}) == {
         "list": ["ok"], "n": 1,
     }
+
+
+def test_manifest_names_each_file_by_a_content_address(tmp_path: Path) -> None:
+    """Keys come from the files alone: same files, same keys (whatever the times); any change of
+    content, a new version folder (docs/data.md, "Publishing to S3")."""
+    directory = run_dir(tmp_path, "demo", "r1", "2026-11-23")
+    write_outputs(directory, _frames())
+    write_manifest(directory, dataset="demo", run_id="r1", date="2026-11-23", started_at=datetime.now(UTC))
+    first = read_manifest(directory)
+    lines = "".join(f"{name}\t{first['files'][name]['sha256']}\n" for name in sorted(first["files"]))
+    assert first["content_digest"] == hashlib.sha256(lines.encode()).hexdigest()
+    assert first["version"] == first["content_digest"][:16]
+    assert {name: e["key"] for name, e in first["files"].items()} == {
+        "pairs.parquet": f"v/{first['version']}/pairs.parquet",
+        "rows.parquet": f"v/{first['version']}/rows.parquet",
+    }
+    write_manifest(directory, dataset="demo", run_id="r1", date="2026-11-23",
+                   started_at=datetime(2030, 1, 1, tzinfo=UTC))
+    again = read_manifest(directory)
+    assert again["started_at"] != first["started_at"] and again["files"] == first["files"]
+    write_outputs(directory, {"rows": pl.DataFrame({"row_id": ["a"], "instruction": ["changed"]})})
+    write_manifest(directory, dataset="demo", run_id="r1", date="2026-11-23", started_at=datetime.now(UTC))
+    changed = read_manifest(directory)
+    assert changed["version"] != first["version"]
+    assert changed["files"]["pairs.parquet"]["sha256"] == first["files"]["pairs.parquet"]["sha256"]

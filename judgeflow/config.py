@@ -19,7 +19,8 @@ from judgeflow.specs import JudgeSpec, Sampling
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # attribute docstrings become field descriptions: the Prefect UI shows them on the form
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class InputConfig(_Strict):
@@ -41,11 +42,14 @@ class S3Settings(_Strict):
     """An S3-compatible endpoint. Credentials are NOT here: AWS chain or a Prefect block."""
 
     endpoint_url: str | None = None
+    """S3-compatible endpoint (MinIO, R2, Ceph ...); empty for AWS S3."""
     region: str | None = None
+    """Region of the bucket; empty: from the AWS chain."""
     aws_credentials_block: str | None = Field(
         default=None, description="Name of a prefect-aws AwsCredentials block to use."
     )
     multipart_threshold_mb: int = 64
+    """Files larger than this are uploaded in parts."""
 
 
 class OutputConfig(_Strict):
@@ -54,20 +58,30 @@ class OutputConfig(_Strict):
     dir: str = Field(default="./judgeflow-out", description="Local working/output folder.")
     publish_uri: str | None = Field(default=None, description="s3://bucket/prefix to publish to.")
     formats: list[Literal["parquet", "jsonl"]] = Field(default_factory=lambda: ["parquet"])
+    """File formats of the published tables (Parquet always; JSONL copies on request)."""
     s3: S3Settings = Field(default_factory=S3Settings)
+    """Endpoint and credentials block for s3:// inputs and publishing."""
 
 
 class GeneratorSpec(_Strict):
     """A model that writes candidate responses when rows have too few."""
 
     name: str
+    """Names the generator (and its responses' model column)."""
     provider: Literal["openai", "anthropic", "openai-compatible", "vllm"] = "openai"
+    """Who serves the generator model."""
     model: str
+    """Model name as the provider spells it."""
     base_url: str | None = None
+    """Endpoint for openai-compatible servers; empty: the provider's."""
     api_key_env: str | None = None
+    """Name of the environment variable holding the key (never the key)."""
     mode: Literal["live", "batch", "gpu"] = "live"
+    """live requests, the provider's Batch API, or the GPU pool."""
     sampling: Sampling = Field(default_factory=lambda: Sampling(temperature=0.7, max_tokens=512))
+    """Decoding settings for generation."""
     concurrency: int = 64
+    """Requests in flight at once."""
 
     @field_validator("name")
     @classmethod
@@ -79,8 +93,11 @@ class GenerationConfig(_Strict):
     """Optional stage: fill rows up to ``n_candidates`` responses before judging."""
 
     enabled: bool = False
+    """Generate candidates before judging."""
     n_candidates: int = Field(default=2, ge=2)
+    """Fill every row up to this many candidate responses."""
     generators: list[GeneratorSpec] = Field(default_factory=list)
+    """Models that write the missing candidates, used in turn."""
 
     @model_validator(mode="after")
     def _needs_generators(self) -> GenerationConfig:
@@ -93,18 +110,26 @@ class ConsensusConfig(_Strict):
     """How several judges' verdicts merge into one (see docs/consensus.md)."""
 
     score_method: Literal["mean", "median"] = "mean"
+    """How absolute scores of several judges combine."""
     tie_policy: Literal["tie", "drop"] = "tie"
+    """A tied vote: keep it as a tie, or drop the comparison."""
     min_judges: int = Field(default=1, ge=1)
+    """Comparisons with fewer usable judges are left out."""
     unanimous_only: bool = False
+    """Keep only comparisons every judge agrees on."""
 
 
 class PairsConfig(_Strict):
     """How preference pairs are drawn from the merged verdicts."""
 
     source: Literal["auto", "pairwise", "scores"] = "auto"
+    """Draw pairs from pairwise verdicts, from scores, or whatever the judges gave (auto)."""
     strategy: Literal["best-vs-worst", "all-pairs"] = "best-vs-worst"
+    """One best-vs-worst pair per row, or every ordered pair with a margin."""
     min_margin: float = Field(default=1.0, ge=0)
+    """Smallest score gap for a scored pair."""
     max_length_ratio: float | None = Field(default=None, gt=1)
+    """Drop pairs whose chosen/rejected length ratio exceeds this (length bias guard)."""
 
 
 class GpuDispatchConfig(_Strict):
@@ -116,9 +141,13 @@ class GpuDispatchConfig(_Strict):
     """
 
     use_deployments: bool = False
+    """Run GPU judges through their deployments on the GPU pool instead of in process."""
     vllm_deployment: str = "prometheus-vllm-judge/prometheus-vllm"
+    """Deployment that runs Prometheus on vLLM."""
     pairrm_deployment: str = "pairrm-judge/pairrm"
+    """Deployment that runs PairRM."""
     timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    """How long the build waits for a GPU run."""
 
 
 class BuildConfig(_Strict):
@@ -126,12 +155,19 @@ class BuildConfig(_Strict):
 
     dataset: str = Field(default="preferences", description="Folder and key part of every run.")
     input: InputConfig
+    """Where the rows come from."""
     judges: list[JudgeSpec] = Field(min_length=1)
+    """The judges, each by registered name or declared in full."""
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    """Optional candidate generation before judging."""
     consensus: ConsensusConfig = Field(default_factory=ConsensusConfig)
+    """How the judges' verdicts merge."""
     pairs: PairsConfig = Field(default_factory=PairsConfig)
+    """How preference pairs are drawn."""
     output: OutputConfig = Field(default_factory=OutputConfig)
+    """Where the run is written and published."""
     gpu: GpuDispatchConfig = Field(default_factory=GpuDispatchConfig)
+    """How GPU judges are reached."""
     budget_usd: float | None = Field(default=None, gt=0, description="Stop new requests past this.")
     chunk_size: int = Field(default=5_000, ge=1, description="Requests per Prefect task.")
     cache: bool = Field(default=True, description="Reuse judgments already in the output store.")

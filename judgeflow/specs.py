@@ -29,62 +29,101 @@ AggregationName = Literal["average", "median", "categorical_count", "win_rate"]
 class Sampling(BaseModel):
     """Decoding settings sent with every judge request (Prometheus 2's official defaults)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     temperature: float = 1.0
+    """Sampling temperature."""
     top_p: float = 0.9
+    """Nucleus sampling mass."""
     max_tokens: int = 1024
-    repetition_penalty: float = 1.03  # only honoured by vLLM / OpenAI-compatible servers
+    """Longest reply, in tokens."""
+    repetition_penalty: float = 1.03
+    """Only honoured by vLLM and OpenAI-compatible servers."""
 
 
 class BatchSettings(BaseModel):
     """How a batch judge splits, polls and re-submits (provider limits are the defaults' ceiling)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     max_requests_per_batch: int = 50_000
+    """Split a judge's requests into batches of at most this many (provider limit: 50,000 OpenAI, 100,000 Anthropic)."""
     max_bytes_per_batch: int = 190 * 1024 * 1024
+    """... and at most this many bytes of input."""
     poll_initial_s: float = 5.0
+    """First wait between status polls."""
     poll_max_s: float = 300.0
+    """Longest wait between status polls."""
     poll_backoff: float = 1.6
+    """Each wait is the previous one times this."""
     deadline_s: float = 26 * 3600.0
+    """Cancel batches still running after this long; their requests are asked again next run."""
     max_rounds: int = 3
+    """Re-submissions of failed requests."""
     cancel_on_flow_cancel: bool = True
+    """Cancel the provider's batches when the flow run is cancelled."""
 
 
 class JudgeSpec(BaseModel):
     """One named judge. Secrets are never part of a spec: only the *name* of the env var/block."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     name: str = Field(description="Names the judge in the outputs and its folder in the store.")
     kind: JudgeKindName = "absolute"
+    """absolute: a 1-5 score per candidate; relative/pairwise: A or B for a pair."""
     provider: ProviderName = "openai"
+    """Who serves the judge model."""
     mode: ModeName = "live"
+    """live requests, the provider's Batch API (half price, hours), or the GPU pool."""
     model: str = "gpt-4o-mini"
+    """Model name as the provider spells it."""
     base_url: str | None = None
-    api_key_env: str | None = None  # e.g. OPENAI_API_KEY; resolved at call time, never logged
-    template: str = "prometheus"  # prometheus | pairwise-json | custom
-    custom_template: str | None = None  # Jinja2 text, with template="custom"
-    system_prompt: str | None = None  # None: the template's default system prompt
-    rubric: str = "helpfulness"  # a rubric name or a literal rubric text
+    """Endpoint for openai-compatible servers (e.g. vllm serve); empty: the provider's."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the key, resolved at call time (never the key itself)."""
+    template: str = "prometheus"
+    """prometheus, pairwise-json, or custom (with custom_template)."""
+    custom_template: str | None = None
+    """Jinja2 text of the prompt, with template custom."""
+    system_prompt: str | None = None
+    """Replaces the template's system prompt; empty: the template's own."""
+    rubric: str = "helpfulness"
+    """A rubric name (judgeflow judges rubrics) or the rubric's text."""
     variant: Literal["library", "paper"] = "library"
+    """Prometheus prompt wording: prometheus-eval's library or the paper's."""
     use_reference: bool = True
-    score_regex: str | None = None  # custom templates: first group is the score / verdict
+    """Show the row's reference answer to the judge when it has one."""
+    score_regex: str | None = None
+    """Custom templates: the last match's first group is the score or verdict."""
     aggregation: list[AggregationName] = Field(default_factory=lambda: ["average"])
-    both_orders: bool = True  # pairwise kinds: judge (A,B) and (B,A)
+    """How this judge's scores are summarised per candidate."""
+    both_orders: bool = True
+    """Pairwise kinds: judge (A,B) and (B,A), so position bias shows as a tie."""
     sampling: Sampling = Field(default_factory=Sampling)
+    """Decoding settings sent with every request."""
     max_parse_retries: int = 3
+    """Re-asks of a reply with no readable verdict."""
     concurrency: int = 64
+    """Requests in flight at once."""
     requests_per_minute: int | None = None
+    """Client-side cap; empty: none beyond the pool's rate limit."""
     tokens_per_minute: int | None = None
+    """Client-side cap on tokens; empty: none."""
     timeout_s: float = 120.0
+    """Timeout of one request."""
     max_retries: int = 6
-    transport: Literal["fast", "sdk"] = "fast"  # fast: pooled aiohttp; sdk: official SDK
-    price_input_per_mtok: float | None = None  # None: from the price table
+    """Retries of a request on 429, 5xx or a dropped connection."""
+    transport: Literal["fast", "sdk"] = "fast"
+    """fast: judgeflow's pooled HTTP client; sdk: the provider's official SDK."""
+    price_input_per_mtok: float | None = None
+    """Dollars per million input tokens; empty: judgeflow's price table."""
     price_output_per_mtok: float | None = None
+    """Dollars per million output tokens; empty: judgeflow's price table."""
     weight: float = 1.0
+    """This judge's weight in the consensus vote."""
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    """Batch-API settings (mode batch)."""
 
     @field_validator("name")
     @classmethod

@@ -12,7 +12,9 @@ Convention: the block for a provider is named ``judgeflow-<provider>-api-key`` (
 ``prefect block create secret`` or ``Secret(value=...).save("judgeflow-openai-api-key")``.
 
 Nothing here logs, returns in an error message or stores the value; only *where* it came from
-(the variable or block name) is logged, at debug level.
+(the variable or block name) is logged, at debug level. Every value found is handed to
+``judgeflow.clients.base.remember_secret``, so it is redacted from every message of the process
+(a gateway echoing a block-held key in an error body included).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Literal
 from prefect.blocks.system import Secret
 from prefect.logging import get_logger
 
+from judgeflow.clients.base import remember_secret
 from judgeflow.specs import JudgeSpec
 
 # The same defaults as judgeflow.clients.factory, so env resolution matches the core's.
@@ -51,12 +54,14 @@ def key_env_name(spec: JudgeSpec) -> str | None:
 def _from_env(spec: JudgeSpec) -> str | None:
     env = key_env_name(spec)
     value = os.environ.get(env) if env else None
+    remember_secret(value)
     return value or None
 
 
 def _secret_value(block: Secret) -> str | None:
     value = block.get()
     if isinstance(value, str):
+        remember_secret(value)
         return value or None
     return None  # a JSON secret is not an API key: treat it as absent rather than str() it
 

@@ -341,3 +341,14 @@ def test_remembered_secrets_are_redacted_everywhere() -> None:
     assert redact(f"bad key {key}!") == "bad key [redacted]!"
     assert str(ClientError(f"HTTP 401: {key}")) == "HTTP 401: [redacted]"
     assert redact("EMPTY reply") == "EMPTY reply"
+
+
+def test_a_key_cut_by_truncation_leaves_no_head_behind() -> None:
+    """Error bodies are redacted before they are cut, not after: a cut key cannot be matched."""
+    from judgeflow.clients.base import error_for_status
+    from judgeflow.clients.pooled import error_message
+
+    for raw in (b"x" * 290 + GATEWAY_KEY.encode(),  # not JSON: the raw body
+                b'{"message": "' + b"y" * 280 + GATEWAY_KEY.encode() + b'"}'):
+        error = error_for_status(401, error_message(raw), None, secret=GATEWAY_KEY)
+        assert GATEWAY_KEY[:10] not in str(error) and "[redacted]" in str(error), str(error)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra.local.params import deployment_entry, load_prefect_yaml, local_build_config, nightly_config
 from infra.setup_pools import DEFAULT_CONFIG, load_spec

@@ -86,11 +86,13 @@ def _build(config: BuildConfig) -> tuple[dict[str, Any], str | None]:
     return outcome, None
 
 
-def _fail_if(reason: str | None) -> None:
-    """Exit 1 with the reason (after the summary) when the build failed."""
+def _fail_if(result: dict[str, Any], reason: str | None) -> None:
+    """Exit 1 with the reasons, one a line (after the summary), when the build failed."""
     if reason is not None:
-        typer.echo(f"\nerror: {reason}", err=True)
-        typer.echo("nothing was published; the run folder holds the outputs and manifest.json says "
+        typer.echo("\nerror: build failed:", err=True)
+        for line in result.get("failures") or [reason]:
+            typer.echo(f"  - {line}", err=True)
+        typer.echo('nothing was published; the run folder holds the outputs, its manifest.json says '
                    '"status": "failed"', err=True)
         raise typer.Exit(1)
 
@@ -126,7 +128,7 @@ def run(
     _prefect_defaults()
     result, failed = _build(config)
     _print_summary(result)
-    _fail_if(failed)
+    _fail_if(result, failed)
 
 
 @app.command()
@@ -159,4 +161,4 @@ def demo(
             shutil.rmtree(copy, ignore_errors=True)
             download(result["published"]["uri"], copy, S3Config(endpoint_url=services.s3_endpoint, region="us-east-1"))
     _print_summary(result, copy if result.get("published") else None)
-    _fail_if(failed)
+    _fail_if(result, failed)

@@ -86,3 +86,20 @@ def test_anthropic_ledger_beyond_repair_says_what_is_asked_again(
     lost = [r for r in caplog.records if "lost with the damaged ledger" in r.getMessage()]
     assert len(lost) == 1 and "are asked again" in lost[0].getMessage()
     assert created(sim, "anthropic") == 6  # the readable part held no complete entry
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_unreadable_collected_results_are_downloaded_again(make_simulator: Any, tmp_path: Path, provider: str) -> None:
+    """A collected part cut short between runs: the batch's results are fetched again (free),
+    not replaced by "batch did not end" failures."""
+    sim = make_simulator(**FAST)
+    spec = make_spec(sim, provider, max_requests_per_batch=100)
+    rows = make_rows(3)
+    ws = BatchWorkspace.at(tmp_path / "w")
+    first = run_batch_judges(rows, [spec], ws.root, tmp_path / "out")[spec.name]
+    (entry,) = ws.ledger.entries().values()
+    (part,) = Path(entry.collected_path or "").glob("*.parquet")
+    part.write_bytes(part.read_bytes()[:100])
+    again = run_batch_judges(rows, [spec], ws.root, tmp_path / "out")[spec.name]
+    assert again.sort("request_id").equals(first.sort("request_id"))
+    assert created(sim, provider) == 1

@@ -386,8 +386,10 @@ def collect_entry(
         try:
             return _read_collected(eid, final_dir)
         except Exception as exc:  # noqa: BLE001 - an unreadable copy is collected again (free)
-            log.warning("collected results of %s in %s are unreadable (%s): collecting again",
+            log.warning("collected results of %s in %s are unreadable (%s): collecting them again",
                         eid, final_dir, type(exc).__name__)
+    if status is None and entry.status == "collected" and entry.batch_id:
+        status = provider.poll_once(entry.batch_id)  # its copy is gone: download the results again
     chunk = Chunk.from_dict(entry.chunk)
     requests = _requests_by_id(chunk)
     tmp_dir = final_dir.with_name(final_dir.name + ".tmp")

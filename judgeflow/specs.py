@@ -59,7 +59,8 @@ class BatchSettings(BaseModel):
     deadline_s: float = 26 * 3600.0
     """Cancel batches still running after this long; their requests are asked again next run."""
     max_rounds: int = 3
-    """Re-submissions of failed requests."""
+    """Batch rounds per run, the first included: requests that did not end ok are re-submitted
+    until then; a later run that still needs them continues with new rounds."""
     cancel_on_flow_cancel: bool = True
     """Cancel the provider's batches when the flow run is cancelled."""
 

@@ -7,13 +7,19 @@ exception message).
 
 from __future__ import annotations
 
+import logging
 import os
 
 from judgeflow.clients.base import JudgeClient, PermanentError, remember_secret
 from judgeflow.clients.fast_anthropic import FastAnthropicClient
-from judgeflow.clients.fast_openai import FastOpenAIClient
+from judgeflow.clients.fast_openai import FastOpenAIClient, is_openai_hosted
 from judgeflow.clients.resilient import ResilientClient
 from judgeflow.specs import JudgeSpec
+
+log = logging.getLogger(__name__)
+
+#: (judge, base_url) already warned about in this process: one warning, not one per chunk.
+_warned_foreign_openai: set[tuple[str, str]] = set()
 
 DEFAULT_KEY_ENV = {
     "openai": "OPENAI_API_KEY",
@@ -56,18 +62,35 @@ def make_transport(spec: JudgeSpec, api_key: str | None = None) -> JudgeClient:
         vllm_extras = spec.provider != "openai"
         if spec.provider != "openai" and spec.base_url is None:
             raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} needs base_url")
+        max_tokens_field = vllm_extras or not is_openai_hosted(spec.base_url)
+        if not vllm_extras and max_tokens_field:
+            _warn_foreign_openai(spec)
         if spec.transport == "sdk":
             from judgeflow.clients.sdk_openai import SDKOpenAIClient  # imports the SDK: lazily
 
             return SDKOpenAIClient(
                 model=spec.model, api_key=key, base_url=spec.base_url,
-                timeout_s=spec.timeout_s, vllm_extras=vllm_extras,
+                timeout_s=spec.timeout_s, vllm_extras=vllm_extras, max_tokens_field=max_tokens_field,
             )
         return FastOpenAIClient(
             model=spec.model, api_key=key, base_url=spec.base_url, concurrency=spec.concurrency,
-            timeout_s=spec.timeout_s, vllm_extras=vllm_extras,
+            timeout_s=spec.timeout_s, vllm_extras=vllm_extras, max_tokens_field=max_tokens_field,
         )
     raise ValueError(f"judge {spec.name!r}: provider {spec.provider!r} has no API client (GPU judge)")
+
+
+def _warn_foreign_openai(spec: JudgeSpec) -> None:
+    """Say once why provider ``openai`` at another server gets ``max_tokens``."""
+    key = (spec.name, str(spec.base_url))
+    if key in _warned_foreign_openai:
+        return
+    _warned_foreign_openai.add(key)
+    log.warning(
+        "judge %r: base_url %s is not OpenAI's API, so requests carry max_tokens (what "
+        "OpenAI-compatible servers read) instead of OpenAI's max_completion_tokens; declare "
+        "provider: openai-compatible for such a server (vLLM's sampling fields are sent too)",
+        spec.name, spec.base_url,
+    )
 
 
 def make_client(spec: JudgeSpec, api_key: str | None = None) -> ResilientClient:

@@ -30,9 +30,11 @@ class SDKOpenAIClient:
         base_url: str | None = None,
         timeout_s: float = 120.0,
         vllm_extras: bool = False,
+        max_tokens_field: bool | None = None,
     ) -> None:
         self.model = model
         self.vllm_extras = vllm_extras
+        self.max_tokens_field = max_tokens_field
         self._api_key = api_key
         remember_secret(api_key)
         # A server without auth (vllm serve) still needs a non-empty key for the SDK.
@@ -51,7 +53,8 @@ class SDKOpenAIClient:
         sampling: Sampling,
         response_format: dict[str, Any] | None = None,
     ) -> Completion:
-        body = openai_body(self.model, system, user, sampling, response_format, vllm_extras=self.vllm_extras)
+        body = openai_body(self.model, system, user, sampling, response_format, vllm_extras=self.vllm_extras,
+                           max_tokens_field=self.max_tokens_field)
         extra: dict[str, Any] = {}
         if "repetition_penalty" in body:  # not an SDK parameter: goes through extra_body
             extra["extra_body"] = {"repetition_penalty": body.pop("repetition_penalty")}

@@ -10,6 +10,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 pytest_plugins: list[str] = [
     # one line per fixtures module, e.g. "tests.fixtures.s3"
+    "tests.fixtures.attacks",
     "tests.fixtures.prefect",
     "tests.fixtures.prefect_server",
     "tests.fixtures.s3",

@@ -7,37 +7,19 @@ Prefect logs and the task-run state messages, and the attack reported each as a 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.reliability import secrets_scan, services
-from benchmarks.reliability.attacks import AttackContext, all_attacks
-from judgeflow.storage.s3 import S3Config
-
-
-class _S3:
-    """The part of ``services.S3Services`` the attack uses, over the tests' moto server."""
-
-    def __init__(self, url: str) -> None:
-        self.direct_url = url
-
-    def client(self) -> Any:
-        return S3Config(endpoint_url=self.direct_url, region="us-east-1", addressing_style="path").client()
-
-    def new_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
-        return name
+from benchmarks.reliability.attacks import all_attacks
 
 
 @pytest.mark.prefect
 @pytest.mark.timeout(900)
-def test_key_echo_attack_finds_no_leak(prefect_server: Any, s3_server: str, tmp_path: Path) -> None:
+def test_key_echo_attack_finds_no_leak(attack_context: Any, prefect_server: Any) -> None:
     said: list[str] = []
-    env = services.PrefectAPI(api_url=prefect_server.api_url, home=tmp_path / "prefect").child_env()
-    ctx = AttackContext(root=tmp_path / "attack", env=env, s3=_S3(s3_server), quick=True, say=said.append)
-    ctx.root.mkdir()
+    ctx = attack_context(said)
     result = all_attacks()["key_echo"](ctx)
     assert result.tried > 0 and said, said
     assert result.violations == [], result.violations

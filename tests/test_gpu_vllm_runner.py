@@ -269,7 +269,8 @@ def test_vllm_engine_requirements_name_no_orchestration_and_keep_the_core() -> N
     assert not set(engine) & {"prefect", "prefect-aws", "typer", "fastapi"}
     assert engine["vllm"].specifier.contains("0.32.0") and not engine["vllm"].specifier.contains("0.34.0")
     core = {Requirement(d).name.lower() for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
-    assert core - {"prefect", "prefect-aws", "typer", "fastapi"} <= set(engine)  # the rest of the core is there
+    # sqlalchemy is pinned only for Prefect's server (its scheduler breaks on 2.1): orchestration too
+    assert core - {"prefect", "prefect-aws", "typer", "fastapi", "sqlalchemy"} <= set(engine)  # the rest of the core
 
 
 def test_runner_import_pulls_in_no_prefect() -> None:

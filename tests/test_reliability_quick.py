@@ -72,4 +72,8 @@ def test_quick_reliability_suite(prefect_server: Any) -> None:
     for kind in ("sim_429", "sim_500", "sim_unparseable", "sim_batch_expired", "sim_batch_request_errors"):
         assert faults.get(kind, 0) > 0, (kind, faults)
     assert sum(v for k, v in faults.items() if k.startswith("s3_")) > 0, faults
+    # every targeted attack ran and broke nothing (benchmarks/reliability/attacks)
+    attacks = summary["attacks"]
+    for name in ("batch_results", "hostile_inputs", "hostile_replies", "key_echo", "republish", "store_recovery"):
+        assert attacks.get(name, {}).get("tried", 0) > 0 and attacks[name]["violations"] == 0, (name, attacks)
     assert summary["ok"], where

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,8 +148,11 @@ class S3Services:
                         addressing_style="path").client()
 
     def new_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
-        return name
+        """A new, empty bucket named ``name-<random>``: moto servers in one process share their
+        buckets, so a fixed name could hand an attack a bucket a test already wrote to."""
+        unique = f"{name[:50]}-{uuid.uuid4().hex[:8]}"
+        self.client().create_bucket(Bucket=unique)
+        return unique
 
 
 @contextlib.contextmanager
@@ -175,3 +179,22 @@ def make_simulator(faulty: bool, seed: int = 0) -> Simulator:
     base = {"seed": seed, "batch_validating_s": 0.1, "batch_in_progress_s": 0.5,
             "batch_finalizing_s": 0.1}
     return Simulator(SimulatorConfig.model_validate(base | (FAULTS if faulty else {}))).start()
+
+
+JUDGEFLOW_BIN = Path(sys.executable).with_name("judgeflow")
+BUILD_LIMIT_S = 240.0  # an attack's build of a few rows takes seconds; this only bounds a hang
+
+
+def run_build(config_path: Path, env: dict[str, str], log_dir: Path,
+              limit_s: float = BUILD_LIMIT_S) -> tuple[int, float]:
+    """``judgeflow run CONFIG`` with stdout and stderr in files under ``log_dir``; returns
+    (exit code, seconds); 124 when it ran past ``limit_s``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with (log_dir / "stdout.txt").open("wb") as out, (log_dir / "stderr.txt").open("wb") as err:
+        try:
+            code = subprocess.run([str(JUDGEFLOW_BIN), "run", str(config_path)], env=env, cwd=REPO,
+                                  stdout=out, stderr=err, timeout=limit_s, check=False).returncode
+        except subprocess.TimeoutExpired:
+            code = 124
+    return code, time.monotonic() - started

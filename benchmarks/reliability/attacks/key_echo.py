@@ -22,9 +22,6 @@ here, with the Prefect server's logs, artifacts and flow- and task-run states, a
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +32,6 @@ from benchmarks.reliability.attacks import AttackContext, AttackResult, attack
 from judgeflow.config import BuildConfig, dump_config
 from judgeflow.simulator import Simulator, SimulatorConfig
 
-JUDGEFLOW_BIN = Path(sys.executable).with_name("judgeflow")
-BUILD_LIMIT_S = 240.0  # a build of a few rows takes seconds; this only bounds a hang
 FAST_BATCHES = {"batch_validating_s": 0.05, "batch_in_progress_s": 0.3, "batch_finalizing_s": 0.05,
                 "batch_cancel_s": 0.05, "retry_after_s": 0.0}
 
@@ -101,19 +96,6 @@ def build_config(root: Path, sim: Simulator, rows: Path, bucket: str | None, end
     })
 
 
-def run_build(config_path: Path, env: dict[str, str], log_dir: Path) -> tuple[int, float]:
-    """``judgeflow run CONFIG`` with stdout and stderr in files under ``log_dir``."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with (log_dir / "stdout.txt").open("wb") as out, (log_dir / "stderr.txt").open("wb") as err:
-        try:
-            proc = subprocess.run([str(JUDGEFLOW_BIN), "run", str(config_path)], env=env, cwd=services.REPO,
-                                  stdout=out, stderr=err, timeout=BUILD_LIMIT_S, check=False)
-            code = proc.returncode
-        except subprocess.TimeoutExpired:
-            code = 124
-    return code, time.monotonic() - started
-
 
 def missing_paths(stats: dict[str, Any], required: tuple[tuple[str, tuple[str, ...]], ...]) -> list[str]:
     """The provider paths of ``required`` on which the simulator echoed no key."""
@@ -143,7 +125,7 @@ def key_echo(ctx: AttackContext) -> AttackResult:
         with Simulator(config) as sim:
             cfg = build_config(folder, sim, rows, bucket, ctx.s3.direct_url if bucket else None)
             dump_config(cfg, folder / "config.yaml")
-            code, seconds = run_build(folder / "config.yaml", env, folder / "logs")
+            code, seconds = services.run_build(folder / "config.yaml", env, folder / "logs")
             stats = sim.stats()
         echoed = int(stats.get("keys_echoed", 0))
         numbers[f"{name}_keys_echoed"] = echoed
@@ -151,7 +133,7 @@ def key_echo(ctx: AttackContext) -> AttackResult:
         ctx.say(f"key_echo: {name} build exited {code} after {seconds:.1f}s; the simulator echoed the key "
                 f"in {echoed} replies")
         if code == 124:
-            violations.append(f"{name}: the build did not end within {BUILD_LIMIT_S:.0f} s")
+            violations.append(f"{name}: the build did not end within {services.BUILD_LIMIT_S:.0f} s")
         for what in missing_paths(stats, REQUIRED[name]):
             violations.append(f"{name}: no echoed key reached the {what} path (the attack proves nothing there)")
         paths = REQUIRED[name] + (CHANCE_PATHS if name == "faults" else ())

@@ -21,9 +21,6 @@ error that named no file.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +36,7 @@ from judgeflow.specs import expand_requests
 from judgeflow.store import JudgmentStore
 
 WRONG_KEY = "sk-wrong-store-recovery-0123456789"
-JUDGEFLOW_BIN = Path(sys.executable).with_name("judgeflow")
-BUILD_LIMIT_S = 240.0  # a build of a few rows takes seconds; this only bounds a hang
 
-
-def run_build(config_path: Path, env: dict[str, str], log_dir: Path) -> tuple[int, float]:
-    """``judgeflow run CONFIG`` with stdout and stderr in files under ``log_dir``; (exit, seconds)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with (log_dir / "stdout.txt").open("wb") as out, (log_dir / "stderr.txt").open("wb") as err:
-        try:
-            code = subprocess.run([str(JUDGEFLOW_BIN), "run", str(config_path)], env=env, cwd=services.REPO,
-                                  stdout=out, stderr=err, timeout=BUILD_LIMIT_S, check=False).returncode
-        except subprocess.TimeoutExpired:
-            code = 124
-    return code, time.monotonic() - started
 
 
 def build_config(root: Path, sim: Simulator, rows: Path, bucket: str | None, endpoint: str | None) -> BuildConfig:
@@ -135,11 +118,11 @@ def store_recovery(ctx: AttackContext) -> AttackResult:
         folder.mkdir(parents=True, exist_ok=True)
         config = build_config(ctx.root, sim, rows, bucket, endpoint)
         dump_config(config, folder / "config.yaml")
-        code, seconds = run_build(folder / "config.yaml", {**ctx.env, services.API_KEY_ENV: key}, folder / "logs")
+        code, seconds = services.run_build(folder / "config.yaml", {**ctx.env, services.API_KEY_ENV: key}, folder / "logs")
         numbers[f"{name}_exit_code"] = code
         ctx.say(f"store_recovery: {name} build exited {code} after {seconds:.1f}s")
         if code == 124:
-            violations.append(f"{name}: the build did not end within {BUILD_LIMIT_S:.0f} s")
+            violations.append(f"{name}: the build did not end within {services.BUILD_LIMIT_S:.0f} s")
         return code, _logs(folder / "logs"), config
 
     with Simulator(SimulatorConfig(require_api_key=services.CANARY_API_KEY)) as sim:

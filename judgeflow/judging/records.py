@@ -20,6 +20,28 @@ from judgeflow.schemas import JUDGMENTS_SCHEMA
 from judgeflow.specs import JudgeSpec
 
 
+#: Characters of a judge's reply kept at each end when it is stored (``raw_output``, ``feedback``).
+RAW_HEAD_CHARS = 16_384
+RAW_TAIL_CHARS = 16_384
+
+
+def cap_text(text: str | None) -> str | None:
+    """``text`` with its middle cut when longer than head + tail, the cut said in the text.
+
+    Why: a judge's reply is untrusted and unbounded (a hostile or runaway 1 MB reply), and every
+    record is kept in the store, the dataset and its copies. The head shows what the judge
+    started with, the tail holds the verdict; a visible marker says how many characters were
+    cut, so the stored text never passes for the whole reply (no schema change needed).
+    """
+    if text is None or len(text) <= RAW_HEAD_CHARS + RAW_TAIL_CHARS:
+        return text
+    cut = len(text) - RAW_HEAD_CHARS - RAW_TAIL_CHARS
+    return (
+        f"{text[:RAW_HEAD_CHARS]}\n[... judgeflow cut {cut} characters of this text here; "
+        f"{len(text)} in all ...]\n{text[-RAW_TAIL_CHARS:]}"
+    )
+
+
 def judgment_record(
     spec: JudgeSpec,
     request: Mapping[str, Any],
@@ -63,8 +85,8 @@ def judgment_record(
         "score": None if failed else score,
         "verdict": None if failed else verdict,
         "preferred": preferred,
-        "feedback": feedback,
-        "raw_output": raw_output,
+        "feedback": cap_text(feedback),
+        "raw_output": cap_text(raw_output),
         "status": (status or "failed") if failed else "ok",
         "error": error,
         "attempts": attempts,

@@ -118,7 +118,7 @@ def _result_item(line: dict[str, Any], where: str) -> ResultItem | BadLine:
             text = "".join(b["text"] for b in content if isinstance(b, dict) and b.get("type") == "text")
             tokens_in, tokens_out = int(usage["input_tokens"]), int(usage["output_tokens"])
         except (KeyError, TypeError, ValueError) as exc:
-            return ResultItem(cid, error=f"malformed message ({where}): {type(exc).__name__} {exc}"[:500],
+            return ResultItem(cid, error=redact(f"malformed message ({where}): {type(exc).__name__} {exc}")[:500],
                               error_status="error", where=where)
         return ResultItem(cid, text=text, input_tokens=tokens_in, output_tokens=tokens_out, where=where)
     if kind == "errored":

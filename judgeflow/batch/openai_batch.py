@@ -160,7 +160,7 @@ def _result_item(line: dict[str, Any], where: str = "") -> ResultItem:
     if isinstance(response, dict):
         body = response.get("body") or {}
         err = body.get("error") if isinstance(body, dict) else None
-        msg = err.get("message") if isinstance(err, dict) else str(body)[:200]
+        msg = err.get("message") if isinstance(err, dict) else redact(str(body))[:200]  # redact before cutting
         code = response.get("status_code")
         return ResultItem(cid, error=redact(f"HTTP {code}: {msg}")[:500],
                           error_status=status_for_http(code), where=where)

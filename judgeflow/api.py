@@ -1,54 +1,156 @@
 """The Python API: judge rows from a notebook or a script, no Prefect, no deployment.
 
     import judgeflow
-    judgments = judgeflow.judge(
+    result = judgeflow.judge(
         [{"instruction": "Name a prime.", "responses": ["7", "9"]}],
-        judges=["prometheus-absolute"],
+        judges=[{"provider": "openai-compatible", "base_url": "http://gpu-box:8000/v1",
+                 "model": "prometheus-eval/prometheus-7b-v2.0", "api_key": "..."}],
     )
-    result = judgeflow.build(rows, judges=[...])   # consensus, agreement and pairs too
+    result.frame    # the judgments, a polars DataFrame
+    result.stats    # per judge: sent, answered from the store, ok, failed, retries, cost, requests/s
+    built = judgeflow.build(rows, judges=[...])   # consensus, agreement and pairs too
+
+A judge is a registered name (``judgeflow judges list``), a ``JudgeSpec``, or a mapping read
+exactly as a config file's judge entry, plus ``api_key``: a key given here is used for this
+call only, never written to the store, a record, a log line or the result (it is redacted from
+every error message).
 
 It runs the same core as the Prefect flow (rendering, clients, batch runner, GPU judges,
 consensus, pairs) and the same judgment store, so results are cached between calls when a
-``workdir`` is kept.
+``workdir`` is kept. Importing it stays light: the statistics, plotting and S3 libraries load
+only when ``build`` (or a publish) needs them.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
+from pydantic import ValidationError
 
+from judgeflow.api_result import JudgeResult, judge_stats
+from judgeflow.clients.base import remember_secret
 from judgeflow.config import BuildConfig, InputConfig
-from judgeflow.finalize import Finalized, finalize
 from judgeflow.judging.live import judge_live_sync
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.loading import LoadResult, load_rows
-from judgeflow.pipeline import plan_judges, run_judgments
+from judgeflow.pipeline import JudgePlan, plan_judges, run_judgments
 from judgeflow.registry import JudgeRegistry
 from judgeflow.schemas import ROWS_SCHEMA
 from judgeflow.specs import JudgeSpec
 from judgeflow.store import JudgmentStore
 
+if TYPE_CHECKING:  # finalize pulls scipy, scikit-learn and krippendorff: build() imports it
+    from judgeflow.finalize import Finalized
+
 RowsLike = pl.DataFrame | Iterable[Mapping[str, Any]]
 JudgesLike = Sequence[JudgeSpec | str | Mapping[str, Any]]
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class JudgeUnavailableError(RuntimeError):
+    """A judge that cannot run in this Python (its engine is not installed here)."""
+
 
 def resolve_judges(judges: JudgesLike, registry: JudgeRegistry | None = None) -> list[JudgeSpec]:
-    """Judge specs from names (looked up in the registry), dicts or ``JudgeSpec`` objects."""
+    """Judge specs from names (looked up in the registry), mappings or ``JudgeSpec`` objects.
+
+    An ``api_key`` in a mapping is dropped here (see ``judge``, which keeps it for the call)."""
+    return _resolve(judges, registry)[0]
+
+
+def _resolve(judges: JudgesLike, registry: JudgeRegistry | None) -> tuple[list[JudgeSpec], dict[str, str]]:
+    """The specs, and the keys given inline by judge name (remembered for redaction at once)."""
     registry = registry or JudgeRegistry()
-    out = []
-    for judge in judges:
+    specs: list[JudgeSpec] = []
+    keys: dict[str, str] = {}
+    for index, judge in enumerate(judges):
         if isinstance(judge, JudgeSpec):
-            out.append(judge)
+            specs.append(judge)
         elif isinstance(judge, str):
-            out.append(registry.get(judge))
+            specs.append(registry.get(judge))
+        elif isinstance(judge, Mapping):
+            spec, key = _from_mapping(dict(judge), index, registry)
+            specs.append(spec)
+            if key is not None:
+                keys[spec.name] = key
         else:
-            out.append(JudgeSpec.model_validate(dict(judge)))
-    return out
+            raise TypeError(f"judges[{index}]: expected a judge name, a mapping or a JudgeSpec, "
+                            f"got {type(judge).__name__}")
+    names = [s.name for s in specs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"judge names must be unique; repeated: {', '.join(repeated)} (give each judge a 'name')")
+    return specs, keys
+
+
+def _from_mapping(values: dict[str, Any], index: int, registry: JudgeRegistry) -> tuple[JudgeSpec, str | None]:
+    """One inline judge: its key taken out, its name defaulted from the model, then read the way
+    a config file's judge entry is read (``BuildConfig`` validation), so both resolve alike."""
+    key = values.pop("api_key", None)
+    label = f"judges[{index}]" + (f" ({values['name']!r})" if isinstance(values.get("name"), str) else "")
+    if key is not None:
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"{label}: api_key must be a non-empty string (or name a variable with api_key_env)")
+        remember_secret(key)
+    env = values.get("api_key_env")
+    if env is not None and not (isinstance(env, str) and _ENV_NAME.fullmatch(env)):
+        remember_secret(env if isinstance(env, str) else None)
+        raise ValueError(
+            f"{label}: api_key_env must name an environment variable (like OPENAI_API_KEY), and this "
+            "value is not a variable name; to give the key itself, pass it as api_key (never stored)"
+        )
+    if "name" not in values:
+        model = values.get("model")
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"{label}: give a registered judge's name, or a provider and model")
+        values["name"] = _UNSAFE.sub("-", model.rsplit("/", 1)[-1]).strip(".-")[:48] or "judge"
+    if set(values) == {"name"} and values["name"] in registry:
+        return registry.get(values["name"]), key
+    try:
+        config = BuildConfig.model_validate({"input": {"uri": "<memory>"}, "judges": [values]})
+    except ValidationError as exc:
+        raise ValueError(f"{label}: {_explain(exc)}") from None
+    return config.judges[0], key
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per problem, naming the judge's key (not pydantic's path through BuildConfig)."""
+    problems = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"][2:]) or "judge"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"unknown key {loc!r}" if error["type"] == "extra_forbidden" else f"{loc}: {message}")
+    return "; ".join(problems)
+
+
+def _check_runnable_here(specs: Sequence[JudgeSpec]) -> None:
+    """GPU judges run in-process here: say how to get their engine (or an endpoint) instead of
+    failing midway with ``No module named 'vllm'``."""
+    for spec in specs:
+        if spec.provider == "vllm" and spec.mode == "gpu" and importlib.util.find_spec("vllm") is None:
+            endpoint = {"name": spec.name, "kind": spec.kind, "provider": "openai-compatible", "mode": "live",
+                        "base_url": "http://HOST:8000/v1", "model": spec.model}
+            raise JudgeUnavailableError(
+                f"judge {spec.name!r} runs Prometheus on a local vLLM engine (provider vllm, mode gpu), "
+                "and vllm is not installed in this Python. Either install vLLM on a CUDA machine (in an "
+                "environment without Prefect, see docs/gpu.md), or start `vllm serve "
+                f"{spec.model}` somewhere and judge through it: {endpoint}"
+            )
+        if spec.provider == "pairrm" and importlib.util.find_spec("llm_blender") is None:
+            raise JudgeUnavailableError(
+                f"judge {spec.name!r} runs PairRM through llm-blender, which is not installed in this "
+                "Python; install the pairrm extra: pip install 'judgeflow[pairrm]'"
+            )
 
 
 def load(rows: RowsLike, *, max_text_chars: int = 100_000) -> LoadResult:
@@ -77,30 +179,37 @@ def _judge_on_gpu(spec: JudgeSpec, rows: pl.DataFrame, requests: pl.DataFrame, s
 
 
 def _judge_into_store(
-    specs: list[JudgeSpec], rows: pl.DataFrame, store: JudgmentStore, workdir: Path, *, retry_failed: bool = False
-) -> None:
-    plans = plan_judges(specs, rows, store, retry_failed=retry_failed)
+    plans: list[JudgePlan], rows: pl.DataFrame, store: JudgmentStore, workdir: Path, keys: Mapping[str, str]
+) -> dict[str, float]:
+    """Send what the store cannot answer; returns each judge's wall time in seconds."""
+    seconds: dict[str, float] = {}
     batch_specs = []
     for plan in plans:
         spec = plan.spec
         if plan.pending.is_empty():
             continue
+        started = time.perf_counter()
         if spec.mode == "batch":
             batch_specs.append(plan)
-        elif spec.mode == "live":
+            continue
+        if spec.mode == "live":
             with JudgmentSink(store.judge_dir(spec), prefix="api") as sink:
-                judge_live_sync(spec, rows, plan.pending, sink)
+                judge_live_sync(spec, rows, plan.pending, sink, api_key=keys.get(spec.name))
         else:
             with JudgmentSink(store.judge_dir(spec), prefix="api-gpu") as sink:
                 _judge_on_gpu(spec, rows, plan.pending, sink)
+        seconds[spec.name] = time.perf_counter() - started
     if batch_specs:
-        from judgeflow.batch.runner import run_batch_judges
+        from judgeflow.batch.runner import make_provider, run_batch_judges
 
+        started = time.perf_counter()
         pending_ids = pl.concat([p.pending.select("row_id") for p in batch_specs]).unique()
         out_dir = workdir / "batch-out"
         run_batch_judges(
             rows.join(pending_ids, on="row_id", how="semi"),
             [p.spec for p in batch_specs], store.root / "batches", out_dir,
+            providers={p.spec.name: make_provider(p.spec, api_key=keys[p.spec.name])
+                       for p in batch_specs if p.spec.name in keys},
             pending={p.spec.name: p.pending["request_id"].to_list() for p in batch_specs},
         )
         for plan in batch_specs:
@@ -109,6 +218,9 @@ def _judge_into_store(
             new = produced.join(store.answered_ids(plan.spec, retry_failed=True), on="request_id", how="anti")
             with JudgmentSink(store.judge_dir(plan.spec), prefix="api-batch") as sink:
                 sink.extend(new.iter_rows(named=True))
+        for plan in batch_specs:  # they ran together: each is charged the whole wall time
+            seconds[plan.spec.name] = time.perf_counter() - started
+    return seconds
 
 
 def judge(
@@ -118,23 +230,42 @@ def judge(
     workdir: str | Path | None = None,
     registry: JudgeRegistry | None = None,
     retry_failed: bool = False,
-) -> pl.DataFrame:
-    """Judge ``rows`` with ``judges``; one judgment per (row, item, order, judge) as a DataFrame.
+) -> JudgeResult:
+    """Judge ``rows`` with ``judges``; one judgment per (row, item, order, judge), and what it took.
 
     ``rows``: a polars DataFrame or dicts in any layout ``judgeflow validate`` accepts. Invalid
     rows raise ``ValueError`` listing them (use ``load`` to inspect the quarantine instead).
+
+    ``judges``: registered names (``"pairwise-preference"``), ``JudgeSpec`` objects, or mappings
+    with a judge's fields: ``provider`` (openai, anthropic, openai-compatible), ``model``,
+    ``base_url``, ``api_key_env`` (the variable holding the key) or ``api_key`` (the key itself,
+    for this call only: never stored, logged or shown), ``concurrency``, ``kind``, ``rubric``...;
+    ``name`` defaults to the model's.
+
     ``workdir`` keeps the judgment store: call again with the same one and nothing answered is
     re-sent; failures of the infrastructure (auth, connection, timeouts) are asked again, and
     with ``retry_failed`` the judges' own failures (unparseable, refused) too. A failed judgment
     has ``status`` ``failed``, ``error`` or ``not_sent`` and its reason in ``error``.
+
+    Returns a ``JudgeResult``: ``.frame`` (the judgments), ``.stats`` (per judge: judgments,
+    sent, from_store, ok, failed, retries, cost_usd, seconds, requests_per_s); printing it gives
+    the totals.
     """
+    started = time.perf_counter()
     valid = _valid_rows(rows)
-    specs = resolve_judges(judges, registry)
+    specs, keys = _resolve(judges, registry)
+    _check_runnable_here(specs)
     with tempfile.TemporaryDirectory(prefix="judgeflow-") as scratch:
         root = Path(workdir) if workdir is not None else Path(scratch)
         store = JudgmentStore.at(root / "_store")
-        _judge_into_store(specs, valid, store, root, retry_failed=retry_failed)
-        return run_judgments(store, plan_judges(specs, valid, store))
+        plans = plan_judges(specs, valid, store, retry_failed=retry_failed)
+        seconds = _judge_into_store(plans, valid, store, root, keys)
+        frame = run_judgments(store, plan_judges(specs, valid, store))
+    if frame.is_empty() and not frame.columns:
+        from judgeflow.schemas import JUDGMENTS_SCHEMA
+
+        frame = pl.DataFrame(schema=JUDGMENTS_SCHEMA)
+    return JudgeResult(frame=frame, stats=judge_stats(frame, plans, seconds), seconds=time.perf_counter() - started)
 
 
 def _valid_rows(rows: RowsLike) -> pl.DataFrame:
@@ -158,8 +289,11 @@ def build(
 ) -> Finalized:
     """Judge, merge and draw preference pairs; ``config`` takes ``BuildConfig``'s other fields
     (``consensus={...}``, ``pairs={...}``). ``result.pairs`` is the TRL-ready DataFrame."""
+    from judgeflow.finalize import finalize  # statistics libraries: only a build needs them
+
     valid = _valid_rows(rows)
-    specs = resolve_judges(judges, registry)
+    specs, keys = _resolve(judges, registry)
     build_config = BuildConfig(input=InputConfig(uri="<memory>"), judges=specs, **config)
-    judgments = judge(valid, specs, workdir=workdir, registry=registry, retry_failed=build_config.retry_failed)
-    return finalize(build_config, valid, judgments, run_id="api")
+    inline = [spec.model_dump() | ({"api_key": keys[spec.name]} if spec.name in keys else {}) for spec in specs]
+    judged = judge(valid, inline, workdir=workdir, registry=registry, retry_failed=build_config.retry_failed)
+    return finalize(build_config, valid, judged.frame, run_id="api")

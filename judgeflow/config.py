@@ -189,6 +189,15 @@ class BuildConfig(_Strict):
         """Both become a folder under ``output.dir`` and a part of the published keys."""
         return value if value is None else check_name(value, str(info.field_name))
 
+    @field_validator("judges", mode="before")
+    @classmethod
+    def _resolve_registered_judges(cls, judges: Any) -> Any:
+        """A registered name IS that judge (``judgeflow judges list``), with overrides; an unknown
+        name without provider/model is an error naming the closest ones (``resolve_entries``)."""
+        from judgeflow.registry import resolve_entries
+
+        return resolve_entries(judges)
+
     @field_validator("judges")
     @classmethod
     def _unique_judge_names(cls, judges: list[JudgeSpec]) -> list[JudgeSpec]:

@@ -5,10 +5,17 @@ one by name. Config files are a YAML or JSON list of specs (or a mapping with a 
 list, so a build config file works too); unknown keys are rejected by ``JudgeSpec``
 (``extra="forbid"``) and reported with the judge and the key. A rubric may be given in config
 as a mapping (criteria + score1..score5 descriptions); it is stored as the rendered rubric text.
+
+An entry whose ``name`` is a registered judge IS that judge: it starts from the registered spec
+and its other keys override (``resolve_entry``). Build configs, registry files, the Prefect flow
+parameter and the Python API all resolve entries this way, so ``judgeflow judges list`` shows
+what a build runs. An unknown name with neither ``provider`` nor ``model`` is a misspelling, not
+a new judge on the API defaults: it is an error naming the closest registered judges.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -62,12 +69,14 @@ class JudgeRegistry:
         return spec
 
     def get(self, name: str) -> JudgeSpec:
-        """The spec called ``name``; KeyError names the known judges."""
+        """The spec called ``name``; KeyError names the closest and the known judges."""
         try:
             return self._specs[name]
         except KeyError:
             known = ", ".join(self._specs) or "(none)"
-            raise KeyError(f"unknown judge {name!r}; known judges: {known}") from None
+            close = closest_names(name, self._specs)
+            hint = f" (closest: {', '.join(close)})" if close else ""
+            raise KeyError(f"unknown judge {name!r}{hint}; known judges: {known}") from None
 
     def list(self) -> list[JudgeSpec]:
         """All specs, built-ins first, then in registration order."""
@@ -104,6 +113,80 @@ class JudgeRegistry:
         return registry
 
 
+# Nested settings an override merges into rather than replaces.
+_NESTED = ("sampling", "batch")
+# Providers a registered GPU judge may be switched to and stay on the GPU pool.
+_GPU_PROVIDERS = ("vllm", "pairrm")
+
+
+def closest_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """Registered names that look like ``name`` (a typo's likely intent), best first."""
+    return difflib.get_close_matches(name, list(names), n=n, cutoff=0.6)
+
+
+def resolve_entry(entry: Any, registry: JudgeRegistry | None = None, label: str = "judge") -> Any:
+    """The spec values one ``judges`` entry stands for (not yet validated).
+
+    * a string is a registered name;
+    * a mapping whose ``name`` is registered starts from that judge's spec, its other keys
+      override (``sampling``/``batch`` merge key by key; a rubric mapping is rendered). Switching
+      a GPU judge to another provider without naming a ``mode`` makes it a live judge, since the
+      GPU pool runs only vLLM and PairRM;
+    * a mapping with a new name and a ``provider`` or ``model`` is a new judge, as declared;
+    * a mapping with a new name and neither raises ``ValueError`` naming the closest registered
+      judges (a misspelt name must not silently become ``gpt-4o-mini`` at OpenAI).
+
+    Anything else (a ``JudgeSpec`` object, a mapping without a string name) is returned as is
+    for validation to judge.
+    """
+    registry = registry if registry is not None else JudgeRegistry()
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+        return entry
+    name = entry["name"]
+    if name in registry:
+        merged = registry.get(name).model_dump()
+        for key, value in entry.items():
+            if key in _NESTED and isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
+            else:
+                merged[key] = value
+        if "provider" in entry and "mode" not in entry and merged["mode"] == "gpu" \
+                and entry["provider"] not in _GPU_PROVIDERS:
+            merged["mode"] = "live"
+        return _render_rubric(merged, label)
+    if "provider" not in entry and "model" not in entry:
+        close = closest_names(name, registry.names())
+        if close:
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+        else:
+            hint = f"registered judges: {', '.join(registry.names()) or '(none)'}"
+        raise ValueError(
+            f"{label}: no registered judge is named {name!r}; {hint} (see `judgeflow judges list`). "
+            "To declare a new judge, give its provider and model."
+        )
+    return _render_rubric(dict(entry), label)
+
+
+def _render_rubric(values: dict[str, Any], label: str) -> dict[str, Any]:
+    """A rubric given as a mapping (criteria + score1..score5 descriptions) becomes its text."""
+    if isinstance(values.get("rubric"), Mapping):
+        try:
+            values["rubric"] = format_score_rubric(values["rubric"])
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+    return values
+
+
+def resolve_entries(entries: Any, registry: JudgeRegistry | None = None, where: str = "judges") -> Any:
+    """``resolve_entry`` over a list (labels ``judges[i] ('name')``); other values pass through."""
+    if not isinstance(entries, list):
+        return entries
+    registry = registry if registry is not None else JudgeRegistry()
+    return [resolve_entry(e, registry, f"{where}[{i}]") for i, e in enumerate(entries)]
+
+
 def load_specs(source: str | Path | Mapping[str, Any] | list[Any]) -> list[JudgeSpec]:
     """Judge specs from a file path, a mapping with ``judges`` or a list of spec mappings."""
     data: Any = source
@@ -126,12 +209,7 @@ def _spec(item: Any, index: int, where: str) -> JudgeSpec:
     if not isinstance(item, Mapping):
         raise ValueError(f"{where}: judge #{index} must be a mapping, got {type(item).__name__}")
     label = f"{where}: judge #{index}" + (f" ({item['name']!r})" if "name" in item else "")
-    values = dict(item)
-    if isinstance(values.get("rubric"), Mapping):
-        try:
-            values["rubric"] = format_score_rubric(values["rubric"])
-        except ValueError as exc:
-            raise ValueError(f"{label}: {exc}") from None
+    values = resolve_entry(item, JudgeRegistry(), label)
     try:
         spec = JudgeSpec.model_validate(values)
     except ValidationError as exc:

@@ -39,6 +39,8 @@ def test_builtins() -> None:
 def test_unknown_name_lists_known_ones() -> None:
     with pytest.raises(KeyError, match="known judges: prometheus-absolute, prometheus-relative, pairwise-preference"):
         JudgeRegistry().get("gpt-judge")
+    with pytest.raises(KeyError, match=r"'pairwise-preferance' \(closest: pairwise-preference\)"):
+        JudgeRegistry().get("pairwise-preferance")
 
 
 def test_register_rejects_duplicates_unless_replacing() -> None:
@@ -63,6 +65,7 @@ judges:
     model: gpt-4o
     rubric: factual-validity
   - name: concise
+    model: gpt-4o-mini
     rubric:
       criteria: Is the response concise?
       score1_description: Rambling.
@@ -81,30 +84,36 @@ judges:
     ]
     assert registry.get("strict-gpt").model == "gpt-4o"
     assert registry.get("concise").rubric.startswith("[Is the response concise?]\nScore 1: Rambling.")
-    assert registry.get("prometheus-absolute").rubric == "honesty"  # config replaces a built-in
+    replaced = registry.get("prometheus-absolute")
+    assert replaced.rubric == "honesty"  # config overrides a built-in ...
+    assert (replaced.provider, replaced.mode) == ("vllm", "gpu")  # ... starting from its spec
 
 
 def test_from_json_file_and_list(tmp_path: Path) -> None:
     path = tmp_path / "judges.json"
-    path.write_bytes(orjson.dumps([{"name": "j1", "kind": "relative"}]))
+    path.write_bytes(orjson.dumps([{"name": "j1", "kind": "relative", "model": "m"}]))
     assert JudgeRegistry.from_config(path).get("j1").kind == "relative"
-    assert [s.name for s in load_specs([{"name": "a"}, {"name": "b"}])] == ["a", "b"]
+    assert [s.name for s in load_specs([{"name": "a", "model": "m"}, {"name": "b", "provider": "anthropic"}])] == ["a", "b"]
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ([{"name": "x", "tempature": 0.2}], r"judge #0 \('x'\): unknown key 'tempature' \(allowed keys: name, kind"),
-        ([{"name": "x", "sampling": {"temp": 1}}], r"unknown key 'sampling.temp'"),
-        ([{"name": "x", "kind": "ranking"}], r"kind: Input should be"),
-        ([{"name": "x"}, {"name": "x"}], r"declared twice"),
-        ([{"name": "x", "template": "custom", "custom_template": "{% if %}"}], r"custom_template does not compile"),
-        ([{"name": "x", "template": "pairwise-json"}], r"compares two responses"),
-        ([{"name": "x", "template": "custom", "custom_template": "{{ response }}", "score_regex": "("}],
+        ([{"name": "x", "model": "m", "tempature": 0.2}], r"judge #0 \('x'\): unknown key 'tempature' \(allowed keys: name, kind"),
+        ([{"name": "x", "model": "m", "sampling": {"temp": 1}}], r"unknown key 'sampling.temp'"),
+        ([{"name": "x", "model": "m", "kind": "ranking"}], r"kind: Input should be"),
+        ([{"name": "x", "model": "m"}, {"name": "x", "model": "m"}], r"declared twice"),
+        ([{"name": "x", "model": "m", "template": "custom", "custom_template": "{% if %}"}], r"custom_template does not compile"),
+        ([{"name": "x", "model": "m", "template": "pairwise-json"}], r"compares two responses"),
+        ([{"name": "x", "model": "m", "template": "custom", "custom_template": "{{ response }}",
+          "score_regex": "("}],
          r"score_regex does not compile"),
-        ([{"name": "x", "rubric": {"criteria": "c"}}], r"lacks 'score1_description'"),
+        ([{"name": "x", "model": "m", "rubric": {"criteria": "c"}}], r"lacks 'score1_description'"),
         ({"judge": []}, r"'judges' list"),
         (["x"], r"must be a mapping"),
+        ([{"name": "prometheus-absolut"}], r"judge #0 \('prometheus-absolut'\): no registered judge .*"
+                                           r"did you mean 'prometheus-absolute'"),
+        ([{"name": "x", "rubric": "honesty"}], r"give its provider and model"),
     ],
 )
 def test_config_errors_are_clear(config: Any, message: str) -> None:
@@ -238,7 +247,7 @@ def test_cli_list_plain_json_and_config(tmp_path: Path) -> None:
     assert plain.exit_code == 0
     assert plain.stdout.splitlines()[0].split() == ["NAME", "KIND", "TEMPLATE", "PROVIDER", "MODE", "MODEL", "RUBRIC"]
     config = tmp_path / "judges.yaml"
-    config.write_text("- name: house-judge\n  kind: pairwise\n  template: pairwise-json\n  api_key_env: MY_KEY\n")
+    config.write_text("- name: house-judge\n  model: gpt-4o\n  kind: pairwise\n  template: pairwise-json\n  api_key_env: MY_KEY\n")
     listed = runner.invoke(app, ["judges", "list", "--json", "--config", str(config)])
     assert listed.exit_code == 0, listed.output
     specs = orjson.loads(listed.stdout)
@@ -248,6 +257,6 @@ def test_cli_list_plain_json_and_config(tmp_path: Path) -> None:
                                    str(_row_file(tmp_path, CASES[0]))])
     assert rendered.exit_code == 0 and "<instruction>\nExplain why the sky is blue" in rendered.stdout
     bad = tmp_path / "bad.yaml"
-    bad.write_text("- name: x\n  temprature: 1\n")
+    bad.write_text("- name: x\n  model: m\n  temprature: 1\n")
     failed = runner.invoke(app, ["judges", "list", "--config", str(bad)])
     assert failed.exit_code == 2 and "unknown key 'temprature'" in failed.output

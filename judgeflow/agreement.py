@@ -16,6 +16,9 @@ libraries, not hand-written formulas:
 
 Undefined values (one judge, no shared items, constant ratings) are ``None``, never NaN, so the
 report serialises to strict JSON.
+
+sklearn, scipy and krippendorff are imported inside the functions that use them: together they
+take over a second and ~90 MB to import, and ``judgeflow.judge`` from a notebook needs none.
 """
 
 from __future__ import annotations
@@ -25,12 +28,9 @@ import math
 import warnings
 from typing import Literal
 
-import krippendorff
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
-from sklearn.metrics import cohen_kappa_score
 
 from judgeflow.consensus import Consensus, ConsensusPolicy, judge_scores, judge_verdicts
 
@@ -116,6 +116,8 @@ def _kappa(a: np.ndarray, b: np.ndarray, weights: KappaWeights, labels: np.ndarr
     scale = np.unique(np.concatenate([a, b])) if labels is None else labels
     if np.unique(np.concatenate([a, b])).size < 2:
         return None  # one label only: chance agreement is 1, kappa is 0/0
+    from sklearn.metrics import cohen_kappa_score  # heavy: only when agreement is computed
+
     positions = np.arange(len(scale))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -128,6 +130,8 @@ def _kappa(a: np.ndarray, b: np.ndarray, weights: KappaWeights, labels: np.ndarr
 def _correlation(kind: Literal["spearman", "pearson"], a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return None  # correlation of a constant is undefined
+    from scipy import stats  # heavy: only when agreement is computed
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = stats.spearmanr(a, b) if kind == "spearman" else stats.pearsonr(a, b)
@@ -137,6 +141,8 @@ def _correlation(kind: Literal["spearman", "pearson"], a: np.ndarray, b: np.ndar
 def _alpha(matrix: np.ndarray, level: Literal["nominal", "ordinal"]) -> float | None:
     if matrix.shape[0] < 2 or matrix.shape[1] == 0:
         return None
+    import krippendorff  # heavy (scipy): only when agreement is computed
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -42,8 +42,8 @@ from judgeflow.judging.live import judge_live_sync
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.loading import LoadResult, load_rows
 from judgeflow.pipeline import JudgePlan, plan_judges, run_judgments
-from judgeflow.registry import JudgeRegistry
-from judgeflow.schemas import ROWS_SCHEMA
+from judgeflow.registry import JudgeRegistry, resolve_entry
+from judgeflow.schemas import JUDGMENTS_SCHEMA, ROWS_SCHEMA
 from judgeflow.specs import JudgeSpec
 from judgeflow.store import JudgmentStore
 
@@ -95,7 +95,8 @@ def _resolve(judges: JudgesLike, registry: JudgeRegistry | None) -> tuple[list[J
 
 def _from_mapping(values: dict[str, Any], index: int, registry: JudgeRegistry) -> tuple[JudgeSpec, str | None]:
     """One inline judge: its key taken out, its name defaulted from the model, then read the way
-    a config file's judge entry is read (``BuildConfig`` validation), so both resolve alike."""
+    a config file's judge entry is read (``resolve_entry``: a registered name is that judge, with
+    the other keys as overrides; then ``BuildConfig`` validation), so both resolve alike."""
     key = values.pop("api_key", None)
     label = f"judges[{index}]" + (f" ({values['name']!r})" if isinstance(values.get("name"), str) else "")
     if key is not None:
@@ -114,8 +115,7 @@ def _from_mapping(values: dict[str, Any], index: int, registry: JudgeRegistry) -
         if not isinstance(model, str) or not model:
             raise ValueError(f"{label}: give a registered judge's name, or a provider and model")
         values["name"] = _UNSAFE.sub("-", model.rsplit("/", 1)[-1]).strip(".-")[:48] or "judge"
-    if set(values) == {"name"} and values["name"] in registry:
-        return registry.get(values["name"]), key
+    values = resolve_entry(values, registry, label)  # this registry's names first (a custom one too)
     try:
         config = BuildConfig.model_validate({"input": {"uri": "<memory>"}, "judges": [values]})
     except ValidationError as exc:
@@ -254,6 +254,13 @@ def judge(
     started = time.perf_counter()
     valid = _valid_rows(rows)
     specs, keys = _resolve(judges, registry)
+    return _judge_resolved(valid, specs, keys, workdir, retry_failed, started)
+
+
+def _judge_resolved(
+    valid: pl.DataFrame, specs: list[JudgeSpec], keys: Mapping[str, str], workdir: str | Path | None,
+    retry_failed: bool, started: float,
+) -> JudgeResult:
     _check_runnable_here(specs)
     with tempfile.TemporaryDirectory(prefix="judgeflow-") as scratch:
         root = Path(workdir) if workdir is not None else Path(scratch)
@@ -261,9 +268,7 @@ def judge(
         plans = plan_judges(specs, valid, store, retry_failed=retry_failed)
         seconds = _judge_into_store(plans, valid, store, root, keys)
         frame = run_judgments(store, plan_judges(specs, valid, store))
-    if frame.is_empty() and not frame.columns:
-        from judgeflow.schemas import JUDGMENTS_SCHEMA
-
+    if not frame.columns:  # no judge at all: an empty frame that still has the columns
         frame = pl.DataFrame(schema=JUDGMENTS_SCHEMA)
     return JudgeResult(frame=frame, stats=judge_stats(frame, plans, seconds), seconds=time.perf_counter() - started)
 
@@ -291,9 +296,9 @@ def build(
     (``consensus={...}``, ``pairs={...}``). ``result.pairs`` is the TRL-ready DataFrame."""
     from judgeflow.finalize import finalize  # statistics libraries: only a build needs them
 
+    started = time.perf_counter()
     valid = _valid_rows(rows)
     specs, keys = _resolve(judges, registry)
     build_config = BuildConfig(input=InputConfig(uri="<memory>"), judges=specs, **config)
-    inline = [spec.model_dump() | ({"api_key": keys[spec.name]} if spec.name in keys else {}) for spec in specs]
-    judged = judge(valid, inline, workdir=workdir, registry=registry, retry_failed=build_config.retry_failed)
+    judged = _judge_resolved(valid, specs, keys, workdir, build_config.retry_failed, started)
     return finalize(build_config, valid, judged.frame, run_id="api")

@@ -1,0 +1,45 @@
+"""``judgeflow.judge`` from a notebook stays light (issue 15 item 6): statistics, plotting and S3
+libraries are imported only by the code that uses them, never by a plain ``judge``.
+
+A module check in a fresh interpreter, not a timing: ``benchmarks/import_cost.py`` measures
+the time and memory this buys.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from judgeflow.simulator import Simulator
+
+HEAVY = ("scipy", "sklearn", "krippendorff", "matplotlib", "boto3", "botocore")
+
+SCRIPT = """
+import json, sys
+import judgeflow
+
+rows = [{"instruction": f"Name prime {i}.", "responses": ["7", "nine"]} for i in range(5)]
+judge = {"name": "light", "provider": "openai-compatible", "base_url": sys.argv[1],
+         "model": "prometheus-7b-v2.0", "api_key_env": "JF_LIGHT_KEY"}
+result = judgeflow.judge(rows, judges=[judge])
+frame = getattr(result, "frame", result)
+print(json.dumps({"ok": int((frame["status"] == "ok").sum()),
+                  "loaded": sorted(m for m in sys.argv[2:] if m in sys.modules)}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_judge_loads_no_statistics_plotting_or_s3_library(simulator: Simulator, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, simulator.openai_base_url, *HEAVY],
+        capture_output=True, text=True, timeout=100, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "JF_LIGHT_KEY": "sk-light-0123456789", "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["ok"] == 10  # the judge really ran: 5 rows x 2 candidates
+    assert out["loaded"] == []

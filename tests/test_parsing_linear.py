@@ -200,13 +200,14 @@ def test_absolute_hostile_megabyte_replies_parse_at_once(text: str, want: float 
 @pytest.mark.parametrize(
     ("text", "want"),
     [
-        ("[RESULT]" + " " * MB, None),
+        ("[RESULT:" + " " * MB, None),
+        ("[RESULT:" + " " * MB + "x B", None),
         ("[RESULT] A " * (MB // 11) + "[RESULT] B", "B"),
         ("\nResult:" + " " * MB + "A", "A"),
         ("[Response" + " \n" * (MB // 2) + "B]", "B"),
         ("[Result]" + " " * MB + "Response" + " " * MB + "A" + " " * MB, "A"),
     ],
-    ids=["result-spaces", "many-results", "line-result", "response-spaces", "result-response"],
+    ids=["result-colon-spaces", "result-colon-spaces-x", "many-results", "line-result", "response-spaces", "result-response"],
 )
 def test_relative_hostile_megabyte_replies_parse_at_once(text: str, want: str | None) -> None:
     if want is None:

@@ -33,6 +33,8 @@ from typing import Literal
 
 import orjson
 
+from judgeflow.simulator import hostile
+
 Verdict = Literal["A", "B"]
 PromptKind = Literal["absolute", "relative", "pairwise", "custom"]
 
@@ -215,8 +217,13 @@ def answer(prompt: str, *, json_mode: bool = False, position_bias_rate: float = 
     """The judge's reply text for a prompt (the user message, system prompt excluded).
 
     ``json_mode`` (the request asked for a JSON response format) forces the pairwise-JSON reply
-    shape when the prompt carries two candidates.
+    shape when the prompt carries two candidates. A candidate tagged ``[[jf-hostile:...]]``
+    gets the same verdict wrapped in a hostile reply (``judgeflow.simulator.hostile``).
     """
+    return hostile.apply(prompt, _honest_answer(prompt, json_mode=json_mode, position_bias_rate=position_bias_rate))
+
+
+def _honest_answer(prompt: str, *, json_mode: bool, position_bias_rate: float) -> str:
     parsed = parse_prompt(prompt)
     if parsed.kind == "absolute":
         score = expected_score(parsed.response_a or "")

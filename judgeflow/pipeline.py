@@ -56,7 +56,7 @@ def config_fingerprint(config: BuildConfig) -> str:
     )
     for judge in relevant["judges"]:
         for key in ("concurrency", "requests_per_minute", "tokens_per_minute", "timeout_s",
-                    "max_retries", "base_url", "api_key_env", "transport", "batch"):
+                    "max_retries", "base_url", "api_key_env", "transport", "batch", "engine"):
             judge.pop(key, None)
     return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 

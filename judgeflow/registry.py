@@ -114,7 +114,7 @@ class JudgeRegistry:
 
 
 # Nested settings an override merges into rather than replaces.
-_NESTED = ("sampling", "batch")
+_NESTED = ("sampling", "batch", "engine")
 # Providers a registered GPU judge may be switched to and stay on the GPU pool.
 _GPU_PROVIDERS = ("vllm", "pairrm")
 

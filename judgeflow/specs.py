@@ -12,11 +12,19 @@ stable ``request_id`` (the batch ``custom_id``), computed with polars expression
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from judgeflow.names import check_name
 
@@ -39,6 +47,46 @@ class Sampling(BaseModel):
     """Longest reply, in tokens."""
     repetition_penalty: float = 1.03
     """Only honoured by vLLM and OpenAI-compatible servers."""
+    seed: int | None = None
+    """Per-request sampling seed (vLLM, OpenAI-compatible servers, OpenAI): the same seed and
+    prompt give the same reply, so a build can be replayed; empty: no seed."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_seed(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No seed, no ``seed`` key: spec hashes, run ids and stored configs stay those of the
+        builds made before the field existed."""
+        data = handler(self)
+        if data.get("seed", 0) is None:
+            del data["seed"]
+        return data
+
+
+class EngineOptions(BaseModel):
+    """How a GPU judge (provider vllm, mode gpu) starts ``vllm.LLM``; the flow's ``engine``
+    parameter overrides these. They change where and how fast a judge runs, not what it is asked,
+    so they are not part of the spec hash."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    """GPUs one engine spans (2 for Prometheus 8x7B on 2 x 80 GB)."""
+    dtype: str = "auto"
+    """Weights and activations: auto (the checkpoint's), bfloat16, float16, float32."""
+    max_model_len: int | None = Field(default=None, ge=16)
+    """Longest prompt plus reply in tokens; empty: the model's own (32k for Prometheus 2)."""
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Share of the device's memory vLLM may take (weights and KV cache)."""
+    kv_cache_memory_bytes: int | None = Field(default=None, gt=0)
+    """KV-cache size in bytes; set, it replaces gpu_memory_utilization's sizing (needed on a CPU
+    or a shared device, where vLLM's memory check would refuse to start)."""
+    enforce_eager: bool = False
+    """No CUDA graphs: faster start, slower decoding (and the only mode of the CPU backend)."""
+    seed: int = 0
+    """The engine's own seed (requests without a sampling seed draw from it)."""
+    download_dir: str | None = None
+    """Where the checkpoint is downloaded; empty: the Hugging Face cache."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Any other ``vllm.LLM`` keyword, passed as given (e.g. max_num_batched_tokens)."""
 
 
 class BatchSettings(BaseModel):
@@ -125,6 +173,8 @@ class JudgeSpec(BaseModel):
     """This judge's weight in the consensus vote."""
     batch: BatchSettings = Field(default_factory=BatchSettings)
     """Batch-API settings (mode batch)."""
+    engine: EngineOptions = Field(default_factory=EngineOptions)
+    """vLLM engine settings (provider vllm, mode gpu)."""
 
     @field_validator("name")
     @classmethod

@@ -10,9 +10,11 @@ seconds to minutes, and every chunk of a flow run (and every flow run a worker p
 executes in process) reuses the same engine. Chunks run one after another: one GPU, one
 engine, and ``vllm.LLM`` is not thread-safe.
 
-Engine choice for Prometheus: ``engine["factory"]`` or the ``JUDGEFLOW_VLLM_ENGINE_FACTORY``
-environment variable names a ``"module:callable"`` called as ``factory(model, EngineSettings)``;
-the default starts ``vllm.LLM``. Tests and the CPU demo point it at the stand-in engine.
+Engine settings for Prometheus: the judge spec's ``engine`` (dtype, max_model_len, KV-cache
+size ...), with the flow's ``engine`` parameter on top. Engine choice: ``engine["factory"]`` or
+the ``JUDGEFLOW_VLLM_ENGINE_FACTORY`` environment variable names a ``"module:callable"`` called
+as ``factory(model, EngineSettings)``; the default starts ``vllm.LLM``. Tests and the CPU demo
+point it at the stand-in engine.
 
 Two environments: vLLM cannot share a Python environment with Prefect 3.8 (fastapi pins). When
 ``JUDGEFLOW_VLLM_PYTHON`` names the vLLM environment's interpreter, the Prometheus chunk runs
@@ -37,6 +39,7 @@ from judgeflow.gpu.vllm_runner import (
     ENGINE_FACTORY_ENV,
     build_engine,
     engine_recipe,
+    merged_engine_options,
     run_chunk,
     run_out_of_process,
 )
@@ -68,8 +71,11 @@ def _cached(key: Any, build: Any) -> Any:
 
 def vllm_engine(model: str, options: dict[str, Any] | None) -> Any:
     """The (cached) engine for ``model``: ``vllm.LLM`` or the configured factory's."""
+    from judgeflow.gpu.prometheus_vllm import EngineSettings
+
     factory_path, opts = engine_recipe(options)
-    return _cached(["vllm", factory_path, model, opts], lambda: build_engine(model, options))
+    settings = EngineSettings.model_validate(opts).model_dump(mode="json")  # defaults spelt out or not: one key
+    return _cached(["vllm", factory_path, model, settings], lambda: build_engine(model, options))
 
 
 def pairrm_model(model: str, options: dict[str, Any] | None) -> Any:
@@ -109,16 +115,17 @@ def judge_chunk_prometheus_vllm(
     judge = JudgeSpec.model_validate(spec)
     logger = get_run_logger()
     python = os.environ.get(VLLM_PYTHON_ENV)
+    options = merged_engine_options(judge, engine)  # the spec's engine, the flow's on top
     if python:
         logger.info("%s: judging slice %d+%d in the vLLM environment (%s)", judge.name, offset, length, python)
         summary = run_out_of_process(
             python, judge, rows_path, requests_path, out_dir, offset=offset, length=length,
-            engine_options=engine, on_line=lambda level, line: logger.log(level, "[vllm] %s", line),
+            engine_options=options, on_line=lambda level, line: logger.log(level, "[vllm] %s", line),
         )
     else:
         summary = run_chunk(
             judge, rows_path, requests_path, out_dir, offset=offset, length=length,
-            engine=lambda: vllm_engine(judge.model, engine),
+            engine=lambda: vllm_engine(judge.model, options),
         )
     logger.info(
         "%s: %d graded (%d failed), %d already done",

@@ -51,6 +51,28 @@ def test_prometheus_vllm_flow_chunks_retries_and_resumes(prefect_harness: Path, 
     assert read_judgments(out_dir).collect().height == 7
 
 
+def test_engine_settings_in_the_spec_reach_the_engine_and_the_flow_overrides_them(
+    prefect_harness: Path, tmp_path: Path
+) -> None:
+    """A build's judge spec says how its engine starts; the flow's ``engine`` parameter wins."""
+    from flows.gpu_judges import prometheus_vllm_judge
+    from tasks.gpu import _CACHE
+
+    spec = JudgeSpec(name="prom-eng", provider="vllm", mode="gpu", model="tiny-engine-test",
+                     engine={"dtype": "float32", "max_model_len": 2048, "enforce_eager": True,
+                             "kv_cache_memory_bytes": 1 << 26, "extra": {"max_num_seqs": 4}})
+    rows_path, requests_path, _ = _files(tmp_path, spec)
+    summary = prometheus_vllm_judge(spec.model_dump(mode="json"), rows_path, requests_path, str(tmp_path / "o"),
+                                    engine={"factory": FACTORY, "max_model_len": 1024, "extra": {"swap_space": 0}})
+    assert summary["ok"] == 7
+    started = [e for e in _CACHE.values() if getattr(e, "model", None) == "tiny-engine-test"]
+    assert len(started) == 1  # the engine the chunk tasks started (and cached)
+    settings = started[0].settings
+    assert (settings.dtype, settings.max_model_len, settings.enforce_eager, settings.kv_cache_memory_bytes) == (
+        "float32", 1024, True, 1 << 26)
+    assert settings.extra == {"max_num_seqs": 4, "swap_space": 0}
+
+
 def test_gpu_flow_refuses_the_api_default_model(prefect_harness: Path, tmp_path: Path) -> None:
     from flows.gpu_judges import prometheus_vllm_judge
 

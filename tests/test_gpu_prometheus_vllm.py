@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pytest
 
 from judgeflow.gpu.prometheus_vllm import (
+    EngineSettings,
     build_prompts,
     judge_prometheus_vllm,
+    load_engine,
     sampling_params,
 )
 from judgeflow.judging.records import JudgmentSink, read_judgments
@@ -51,6 +57,39 @@ def test_sampling_params_carry_the_spec_settings() -> None:
     assert (params.temperature, params.top_p, params.max_tokens, params.repetition_penalty) == (0.5, 0.8, 256, 1.1)
     default = sampling_params(_spec())
     assert (default.temperature, default.top_p, default.max_tokens, default.repetition_penalty) == (1.0, 0.9, 1024, 1.03)
+
+
+def test_sampling_seed_reaches_every_generate_call(tmp_path: Path) -> None:
+    """A seeded spec sends its seed with the whole chunk and with every re-generation round, as
+    prometheus-eval's ``VLLM`` does when its params hold ``seed``; no seed, none sent."""
+    assert sampling_params(_spec(sampling=Sampling(seed=1234))).seed == 1234
+    assert sampling_params(_spec()).seed is None
+    engine = StandInLLM(bad=lambda p: "Paris." in p, bad_first=1)
+    _run(tmp_path, _spec(sampling=Sampling(seed=7)), engine)
+    assert len(engine.params_seen) == 2 and all(p.seed == 7 for p in engine.params_seen)
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A ``vllm`` module whose ``LLM`` records the keywords it was started with."""
+    started: list[dict[str, Any]] = []
+    module = types.ModuleType("vllm")
+    module.LLM = lambda **kwargs: started.append(kwargs) or object()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    return started
+
+
+def test_load_engine_passes_every_engine_setting(fake_vllm: list[dict[str, Any]]) -> None:
+    load_engine("m", EngineSettings(dtype="float32", max_model_len=2048, enforce_eager=True,
+                                    kv_cache_memory_bytes=64 << 20, extra={"max_num_batched_tokens": 8192}))
+    assert fake_vllm[-1] == {
+        "model": "m", "tensor_parallel_size": 1, "dtype": "float32", "gpu_memory_utilization": 0.9, "seed": 0,
+        "max_model_len": 2048, "enforce_eager": True, "kv_cache_memory_bytes": 64 << 20,
+        "max_num_batched_tokens": 8192,
+    }
+    load_engine("m")  # defaults: vLLM's own for everything unset
+    assert fake_vllm[-1] == {"model": "m", "tensor_parallel_size": 1, "dtype": "auto",
+                             "gpu_memory_utilization": 0.9, "seed": 0}
 
 
 def test_whole_chunk_in_one_call_and_only_bad_items_regenerated(tmp_path: Path) -> None:

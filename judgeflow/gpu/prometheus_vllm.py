@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import polars as pl
@@ -28,7 +28,7 @@ import polars as pl
 from judgeflow.judging.records import JudgmentSink, judgment_record
 from judgeflow.parsing import ParseError, parse_reply
 from judgeflow.prompts import mistral_chat, render_requests
-from judgeflow.specs import JudgeSpec
+from judgeflow.specs import EngineOptions, JudgeSpec
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,9 @@ class EngineLike(Protocol):
     def generate(self, prompts: Any, sampling_params: Any = None, use_tqdm: bool = True) -> list[Any]: ...
 
 
-@dataclass(frozen=True)
-class EngineSettings:
-    """How to start ``vllm.LLM``. 8x7B: ``tensor_parallel_size`` = GPUs on the node (2 x 80 GB)."""
-
-    tensor_parallel_size: int = 1
-    dtype: str = "auto"
-    max_model_len: int | None = None  # None: the model's own (32k for Prometheus 2)
-    gpu_memory_utilization: float = 0.9
-    seed: int = 0
-    download_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # any other vllm.LLM keyword
+# How to start ``vllm.LLM``: the judge spec's ``engine`` (``judgeflow.specs.EngineOptions``), with
+# the flow's ``engine`` parameter on top. One model, so a config and a factory see the same fields.
+EngineSettings = EngineOptions
 
 
 @dataclass(frozen=True)
@@ -73,6 +65,7 @@ class FallbackSamplingParams:
     top_p: float
     max_tokens: int
     repetition_penalty: float
+    seed: int | None = None
     n: int = 1
 
 
@@ -87,25 +80,29 @@ def load_engine(model: str = DEFAULT_MODEL, settings: EngineSettings | None = No
         "dtype": s.dtype,
         "gpu_memory_utilization": s.gpu_memory_utilization,
         "seed": s.seed,
-        **s.extra,
     }
-    if s.max_model_len is not None:
-        kwargs["max_model_len"] = s.max_model_len
-    if s.download_dir is not None:
-        kwargs["download_dir"] = s.download_dir
+    optional = {"max_model_len": s.max_model_len, "download_dir": s.download_dir,
+                "kv_cache_memory_bytes": s.kv_cache_memory_bytes}
+    kwargs.update({key: value for key, value in optional.items() if value is not None})
+    if s.enforce_eager:
+        kwargs["enforce_eager"] = True
+    kwargs.update(s.extra)
     log.info("starting vLLM for %s (tensor_parallel_size=%d)", model, s.tensor_parallel_size)
     return LLM(**kwargs)
 
 
 def sampling_params(spec: JudgeSpec) -> Any:
-    """The spec's sampling settings as ``vllm.SamplingParams`` (all four official knobs)."""
+    """The spec's sampling settings as ``vllm.SamplingParams``: the four official knobs, and the
+    seed when the spec sets one (what prometheus-eval's ``VLLM`` passes when given ``seed``)."""
     s = spec.sampling
-    fields = {
+    fields: dict[str, Any] = {
         "temperature": s.temperature,
         "top_p": s.top_p,
         "max_tokens": s.max_tokens,
         "repetition_penalty": s.repetition_penalty,
     }
+    if s.seed is not None:  # per request: a re-asked or re-run item gets the same reply
+        fields["seed"] = s.seed
     try:
         from vllm import SamplingParams
     except ImportError:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from judgeflow.gpu.chunks import chunk_prefix, load_chunk, require_model
 from judgeflow.judging.records import JudgmentSink
@@ -90,11 +91,27 @@ def import_factory(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def engine_recipe(options: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+def engine_recipe(options: Mapping[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
     """(factory path or None for ``vllm.LLM``, the remaining ``EngineSettings`` fields)."""
     opts = dict(options or {})
     factory_path = opts.pop("factory", None) or os.environ.get(ENGINE_FACTORY_ENV) or None
     return factory_path, opts
+
+
+def merged_engine_options(spec: JudgeSpec, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The spec's ``engine`` settings with ``overrides`` (the flow's ``engine`` parameter) on top.
+
+    Why both: a build config says how its judge's engine starts (dtype, max_model_len, KV-cache
+    size ...) in the spec, which travels with every dispatch (in process, deployment, runner);
+    an operator can still override a field per flow run. ``extra`` merges key by key;
+    ``factory`` passes through. Applying it twice gives the same options.
+    """
+    opts = spec.engine.model_dump(mode="json")
+    over = dict(overrides or {})
+    extra = {**opts.pop("extra"), **(over.pop("extra", None) or {})}
+    opts.update(over)
+    opts["extra"] = extra
+    return opts
 
 
 def build_engine(model: str, options: dict[str, Any] | None) -> Any:
@@ -103,7 +120,14 @@ def build_engine(model: str, options: dict[str, Any] | None) -> Any:
 
     factory_path, opts = engine_recipe(options)
     factory = import_factory(factory_path) if factory_path else load_engine
-    return factory(model, EngineSettings(**opts))
+    try:
+        settings = EngineSettings.model_validate(opts)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'engine'}: {e['msg']}" for e in exc.errors())
+        known = ", ".join(EngineSettings.model_fields)
+        raise ValueError(f"engine options for {model!r}: {problems} (set them in the judge's 'engine' "
+                         f"or the flow's engine parameter; fields: {known})") from None
+    return factory(model, settings)
 
 
 def run_chunk(
@@ -120,9 +144,10 @@ def run_chunk(
     """Judge one slice of ``requests_path`` into ``out_dir``; the summary the flow adds up.
 
     ``engine``: an engine, a zero-argument callable returning one (called only when something
-    is pending, so a finished chunk never starts vLLM), or None to build one from
-    ``engine_options``. The same function runs in the Prefect task (cached engine) and in
-    this module's subprocess (fresh engine), so both skip, judge and name parts alike.
+    is pending, so a finished chunk never starts vLLM), or None to build one from the spec's
+    ``engine`` settings with ``engine_options`` on top (:func:`merged_engine_options`). The same
+    function runs in the Prefect task (cached engine) and in this module's subprocess (fresh
+    engine), so both skip, judge and name parts alike.
     """
     from judgeflow.gpu.prometheus_vllm import judge_prometheus_vllm
 
@@ -131,7 +156,7 @@ def run_chunk(
     if pending.height:
         model = require_model(spec, EXAMPLE_MODEL)
         if engine is None:
-            llm = build_engine(model, engine_options)
+            llm = build_engine(model, merged_engine_options(spec, engine_options))
         elif callable(engine) and not hasattr(engine, "generate"):
             llm = engine()
         else:
@@ -265,7 +290,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", required=True, help="requests (Parquet or JSON Lines)")
     parser.add_argument("--out", required=True, help="judgments directory (part files)")
     parser.add_argument("--engine-options", default=None,
-                        help="EngineSettings fields (+ 'factory') as JSON, or @FILE")
+                        help="EngineSettings fields (+ 'factory') as JSON, or @FILE; on top of the spec's engine")
     parser.add_argument("--offset", type=int, default=0, help="first request of the slice")
     parser.add_argument("--length", type=int, default=None, help="requests in the slice (default: all)")
     return parser.parse_args(argv)

@@ -63,3 +63,13 @@ def test_registered_judge_engine_override_merges_key_by_key() -> None:
                                           .model_dump(mode="json")])
     spec = JudgeSpec.model_validate(resolve_entry({"name": "tiny", "engine": {"max_model_len": 1024}}, registry))
     assert (spec.engine.dtype, spec.engine.max_model_len) == ("float32", 1024)
+
+
+def test_seed_goes_into_the_live_request_body() -> None:
+    """The same spec judged live (an OpenAI-compatible server such as vllm serve) sends its seed."""
+    from judgeflow.clients.fast_openai import openai_body
+
+    for extras in (True, False):
+        body = openai_body("m", "sys", "user", Sampling(seed=5), None, vllm_extras=extras)
+        assert body["seed"] == 5
+        assert "seed" not in openai_body("m", "sys", "user", Sampling(), None, vllm_extras=extras)

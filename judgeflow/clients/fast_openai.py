@@ -71,6 +71,8 @@ def openai_body(
         body["max_completion_tokens"] = sampling.max_tokens
     if vllm_extras:
         body["repetition_penalty"] = sampling.repetition_penalty
+    if sampling.seed is not None:  # OpenAI and vLLM both take it: a seeded build replays
+        body["seed"] = sampling.seed
     if response_format is not None:
         body["response_format"] = response_format
     return body

@@ -1,37 +1,27 @@
 """``judgeflow run CONFIG.yaml`` and ``judgeflow demo``: run the build flow from the shell.
 
-The flow is imported inside the commands: the CLI is the outer edge, the core never imports
-Prefect. Without ``PREFECT_API_URL`` Prefect runs the flow against a temporary local API.
+``run`` checks the config first (``judgeflow.preflight``: keys, endpoints, input, buckets) and
+stops with exit 2 before Prefect starts or a request is paid when a check fails. The flow is
+imported inside the commands: the CLI is the outer edge, the core never imports Prefect. Without
+``PREFECT_API_URL`` Prefect runs the flow against a temporary local API.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
-from judgeflow.cli.app import app
-from judgeflow.config import BuildConfig, dump_config, load_config
+from judgeflow.cli.app import app, debug_enabled
+from judgeflow.cli.check import ConfigArgument, SetOption, load_cli_config, run_preflight
+from judgeflow.config import BuildConfig
+from judgeflow.demo import SERVE_S3_PORT, SERVE_SIM_PORT
+from judgeflow.errors import ConfigError
 from judgeflow.names import check_output_dir
-
-
-def _apply_overrides(config: BuildConfig, overrides: list[str]) -> BuildConfig:
-    """``--set output.dir=/data/out`` style overrides, validated like the file itself."""
-    data: dict[str, Any] = config.model_dump(mode="json")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
-        target = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = yaml.safe_load(raw)
-    return BuildConfig.model_validate(data)
 
 
 def _print_summary(result: dict[str, Any], published_copy: Path | None = None) -> None:
@@ -72,11 +62,13 @@ def _build(config: BuildConfig) -> tuple[dict[str, Any], str | None]:
     """Run the build flow: (its result, why it failed or None).
 
     A build that ran to the end but failed (``judgeflow.health``) comes back as a Failed state
-    holding its result; anything else that went wrong is raised as before.
+    holding its result; anything else that went wrong is raised for the CLI's error handler.
     """
     from flows.build import build_preference_dataset
+    from judgeflow.cli.prefect_console import quiet_prefect_console
     from judgeflow.health import BuildFailed
 
+    quiet_prefect_console(debug=debug_enabled())
     state = build_preference_dataset(config, return_state=True)
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BuildFailed):
@@ -106,45 +98,103 @@ def _prefect_defaults() -> None:
 
 @app.command()
 def run(
-    config_path: Annotated[Path, typer.Argument(help="Build config (YAML).", exists=True, dir_okay=False)],
-    set_: Annotated[list[str], typer.Option("--set", help="Override a key: output.dir=/x")] = [],  # noqa: B006
+    config_path: ConfigArgument,
+    set_: SetOption = [],  # noqa: B006 - typer reads the default
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="Also ask again what judges themselves failed (unparseable, refused)."
+    )] = False,
+    skip_check: Annotated[bool, typer.Option(
+        "--skip-check", help="Skip the preflight checks (emergencies only: mistakes then surface late)."
     )] = False,
 ) -> None:
     """Run one preference-dataset build from a config file.
 
-    Exit status: 0 the build is complete, 1 it failed (a judge failed more than
-    max_failed_fraction of its requests, or no pairs came out), 2 the config is invalid.
+    The preflight checks of `judgeflow check` run first. Exit status: 0 the build is complete,
+    1 it failed (a judge failed more than max_failed_fraction of its requests, or no pairs came
+    out), 2 the config is invalid or a check failed.
     """
-    try:
-        config = _apply_overrides(load_config(config_path), set_)
-        if retry_failed:
-            config = config.model_copy(update={"retry_failed": True})
-        check_output_dir(config.output.dir)  # before Prefect starts: one line, exit 2
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    config = load_cli_config(config_path, set_)
+    if retry_failed:
+        config = config.model_copy(update={"retry_failed": True})
+    if not skip_check and not run_preflight(config, quiet_when_ok=True):
+        typer.echo("nothing was sent; fix the above and run again (`judgeflow check CONFIG` re-checks)", err=True)
+        raise typer.Exit(2)
     _prefect_defaults()
     result, failed = _build(config)
     _print_summary(result)
     _fail_if(result, failed)
 
 
+def _demo_out(out: Path) -> Path:
+    """``--out`` as an absolute folder (created), or a one-line error when it cannot be one."""
+    fix = "name a folder you can write to, e.g. --out judgeflow-demo"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder", "--out", fix)
+    try:
+        check_output_dir(out, "--out", fix)
+        out = out.resolve()
+        out.mkdir(parents=True, exist_ok=True)
+    except ValueError as exc:  # runs through a file, or not writable: the message says which
+        raise ConfigError(str(exc), "--out") from None
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})", "--out", fix) from None
+    return out
+
+
+def _rerun_hint(config_path: Path, out: Path) -> list[str]:
+    from judgeflow.demo import export_line
+
+    return [
+        "to run this config again: start the stand-ins, then run it from another terminal",
+        f"  terminal 1:  judgeflow demo --serve --out {out}",
+        f"  terminal 2:  {export_line()}",
+        f"               judgeflow run {config_path}",
+    ]
+
+
+def _serve(out: Path, sim_port: int, s3_port: int) -> None:
+    """The demo's stand-ins on fixed ports until Ctrl-C, with a config that points at them."""
+    from judgeflow.demo import demo_config, demo_services, export_line, serve_urls, write_demo_config
+
+    with demo_services(sim_port=sim_port, s3_port=s3_port) as services:
+        path, fallback = write_demo_config(demo_config(**serve_urls(sim_port, s3_port), out_dir=out), out)
+        typer.echo(f"simulator:  {services.openai_base_url} (OpenAI) and {services.anthropic_base_url} (Anthropic)")
+        typer.echo(f"S3 server:  {services.s3_endpoint} (bucket judgeflow-demo)")
+        if fallback:
+            typer.echo(f"{out / 'config.yaml'} was edited: left alone; the demo's config is {path}")
+        typer.echo("in another terminal:")
+        typer.echo(f"  {export_line()}")
+        typer.echo(f"  judgeflow run {path}")
+        typer.echo("serving until Ctrl-C ...")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            typer.echo("stopping")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the config, the work store and a copy of what was published.")] = Path("judgeflow-demo"),
-    verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show Prefect's run logs.")] = False,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Only start the stand-ins (simulator + S3) on fixed ports until Ctrl-C, "
+        "so `judgeflow run` can run the demo's config again."
+    )] = False,
+    sim_port: Annotated[int, typer.Option("--sim-port", min=1, max=65535, help="Simulator port for --serve.")] = SERVE_SIM_PORT,
+    s3_port: Annotated[int, typer.Option("--s3-port", min=1, max=65535, help="S3 server port for --serve.")] = SERVE_S3_PORT,
 ) -> None:
     """Run the whole build on bundled sample data against local stand-ins (no keys, no network)."""
+    out = _demo_out(out)
+    if serve:
+        _serve(out, sim_port, s3_port)
+        return
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     _prefect_defaults()
-    from judgeflow.demo import demo_config, demo_services
+    from judgeflow.demo import demo_config, demo_services, serve_urls, write_demo_config
     from judgeflow.storage.s3 import S3Config, download
 
-    out = out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
     typer.echo("judgeflow demo: starting the provider simulator and a local S3 server on 127.0.0.1 ...")
     with demo_services() as services:
         config = demo_config(
@@ -153,12 +203,22 @@ def demo(
             s3_endpoint=services.s3_endpoint,
             out_dir=out,
         )
-        dump_config(config, out / "config.yaml")
-        typer.echo(f"config written to {out / 'config.yaml'}; running the build ...")
+        # the copy on disk points at the fixed ports of `judgeflow demo --serve`, not at these
+        # stand-ins, which stop when the demo ends
+        config_path, fallback = write_demo_config(demo_config(**serve_urls(), out_dir=out), out)
+        if fallback:
+            typer.echo(f"{out / 'config.yaml'} was edited since the demo wrote it: left alone; "
+                       f"the demo's config is {config_path}")
+        typer.echo(f"config written to {config_path}; running the build ...")
         result, failed = _build(config)
         copy = out / "published"
         if result.get("published"):
             shutil.rmtree(copy, ignore_errors=True)
             download(result["published"]["uri"], copy, S3Config(endpoint_url=services.s3_endpoint, region="us-east-1"))
     _print_summary(result, copy if result.get("published") else None)
+    typer.echo("  note: the verdicts come from judgeflow's simulator (a hash of the texts, not a model): "
+               "the model ranking in the report means nothing")
+    typer.echo("")
+    for line in _rerun_hint(config_path, out):
+        typer.echo(line)
     _fail_if(result, failed)

@@ -11,11 +11,12 @@ import time
 import typer
 
 from judgeflow.cli.app import app
+from judgeflow.errors import EnvironmentProblem
 
 
 @app.command("simulate")
 def simulate(
-    port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: a free one)."),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: a free one)."),
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Fixed latency of live calls (ms)."),
     jitter_ms: float = typer.Option(0.0, "--jitter-ms", help="Extra random latency, up to this (ms)."),
     rate_429: float = typer.Option(0.0, "--rate-429", help="Share of live calls answered 429."),
@@ -40,7 +41,15 @@ def simulate(
         rate_unparseable=rate_unparseable,
         seed=seed,
     ).with_batch_seconds(batch_seconds)
-    with Simulator(config) as sim:
+    sim = Simulator(config)
+    try:
+        sim.start()
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc})", "--port",
+            "stop what listens there, or pick another port (--port 0 takes a free one)",
+        ) from None
+    with sim:
         typer.echo(f"simulator listening on {sim.url}")
         typer.echo(f"OPENAI_BASE_URL={sim.openai_base_url}")
         typer.echo(f"ANTHROPIC_BASE_URL={sim.anthropic_base_url}")

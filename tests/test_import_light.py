@@ -43,3 +43,16 @@ def test_judge_loads_no_statistics_plotting_or_s3_library(simulator: Simulator, 
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["ok"] == 10  # the judge really ran: 5 rows x 2 candidates
     assert out["loaded"] == []
+
+
+@pytest.mark.timeout(180)
+def test_the_import_cost_benchmark_runs(tmp_path: Path) -> None:
+    """``benchmarks/import_cost.py`` at a tiny size: well-formed figures, the work really done."""
+    from benchmarks import import_cost
+
+    out = tmp_path / "import_cost.json"
+    assert import_cost.main(["--repeats", "1", "--rows", "5", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["requests"] == 10 and data["ok"] == 10 and data["heavy_loaded"] == []
+    assert 0 < data["import_s"] <= data["total_s"] and data["best_total_s"] <= data["total_s"]
+    assert data["python_rss_mb"] < data["peak_rss_mb"] and 0 < data["peak_private_mb"] <= data["peak_rss_mb"]

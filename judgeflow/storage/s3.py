@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from judgeflow.storage.layout import VERSIONS_DIR, check_relative, object_key_of, versioned_files
 from judgeflow.storage.writer import atomic_write_bytes
 
-if TYPE_CHECKING:  # boto3 and botocore are imported where S3 is used: 0.2 s and ~20 MB a plain judge skips
+if TYPE_CHECKING:  # boto3 and botocore are imported where S3 is used: 0.2 s and ~25 MB a plain judge skips
     from boto3.s3.transfer import TransferConfig
     from botocore.exceptions import ClientError
 

@@ -4,8 +4,12 @@ Preference data arrives in a handful of shapes (judgeflow's native rows, OpenPO'
 ``responses``, distilabel's ``instruction`` + ``generations`` + ``generation_models``, pairwise
 ``response_a``/``response_b`` dumps). Rather than asking users to rewrite their files, the loader
 resolves each logical field to a source column through the alias lists below; a ``ColumnMapping``
-overrides any of them explicitly. Resolution looks only at column *names*, so it is the same for
-JSONL keys, Parquet columns and CSV headers.
+(``--column FIELD=COLUMN`` on the CLI, ``input.columns`` in a config) overrides any of them.
+Resolution looks only at column *names*, so it is the same for JSONL keys, Parquet columns and
+CSV headers. Layouts that need more than a column choice (UltraFeedback, chosen/rejected pairs,
+chat messages) are ``judgeflow.formats``.
+
+Messages speak the user's language: the CLI flag and the config key, never a Python name.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 class ColumnMapping(BaseModel):
     """Explicit source column for a field; ``None`` means "find it through the aliases".
 
-    Example: ``ColumnMapping(instruction="question", responses="answers")``.
+    Example: ``ColumnMapping(instruction="question", responses="answers")``, which is
+    ``--column instruction=question --column responses=answers`` on the CLI.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -100,8 +105,8 @@ def resolve_columns(
         if wanted is not None:
             if wanted not in present_set:
                 raise InputError(
-                    f"{source}: column mapping names {wanted!r} for {field!r}, but the source "
-                    f"has no such column (found: {_show(present)})"
+                    f"{source}: --column {field}={wanted} (input.columns) names a column the "
+                    f"source does not have (found: {_show(present)})"
                 )
             chosen[field] = wanted
             continue
@@ -109,21 +114,35 @@ def resolve_columns(
 
     if chosen["instruction"] is None:
         raise InputError(
-            f"{source}: no instruction column; expected one of "
-            f"{_show(ALIASES['instruction'])} or a ColumnMapping(instruction=...) "
-            f"(found: {_show(present)})"
+            f"{source}: no instruction column; expected one of {_show(ALIASES['instruction'])} "
+            f"(found: {_show(present)}); name yours with --column instruction=COLUMN "
+            "(input.columns in a config)"
         )
     has_pair = chosen["response_a"] is not None and chosen["response_b"] is not None
     if chosen["responses"] is None and not has_pair:
         raise InputError(
             f"{source}: no candidate responses; expected a list column "
-            f"{_show(ALIASES['responses'])}, or both 'response_a' and 'response_b', "
-            f"or a ColumnMapping(responses=...) (found: {_show(present)})"
+            f"{_show(ALIASES['responses'])}, both 'response_a' and 'response_b', or a known "
+            f"dataset format (found: {_show(present)}); name yours with --column "
+            "responses=COLUMN (input.columns in a config) or pick a layout with --format "
+            "ultrafeedback|preference|messages|... (input.format)"
         )
     if chosen["responses"] is not None:
         # A list column wins; pairwise columns are then ordinary extra columns.
         chosen.update(response_a=None, response_b=None, model_a=None, model_b=None)
     return ResolvedColumns(**chosen)  # type: ignore[arg-type]
+
+
+FIELDS = tuple(ColumnMapping.model_fields)
+
+
+def check_fields(fields: Iterable[str], where: str) -> None:
+    """Unknown logical fields in a column mapping: one error naming them and the known ones."""
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown field {', '.join(repr(f) for f in unknown)}; fields are {', '.join(FIELDS)}"
+        )
 
 
 def _show(names: Iterable[str]) -> str:

@@ -27,8 +27,15 @@ class InputConfig(_Strict):
     """Where the rows come from and how to read them."""
 
     uri: str = Field(description="Local path or s3://bucket/key of a JSONL, Parquet or CSV file.")
-    format: Literal["jsonl", "parquet", "csv"] | None = Field(
-        default=None, description="File format; guessed from the extension when empty."
+    format: Literal[
+        "jsonl", "parquet", "csv",  # file types
+        "judgeflow", "openpo", "distilabel", "pairwise", "ultrafeedback", "preference", "messages",
+        "hh-rlhf", "trl",  # dataset formats (judgeflow.formats.DATASET_FORMATS)
+    ] | None = Field(
+        default=None,
+        description="A file type (jsonl, parquet, csv) or a dataset format (ultrafeedback, preference, "
+        "hh-rlhf, trl, messages, distilabel, openpo, pairwise, judgeflow); empty: recognised from the "
+        "file name and the first rows.",
     )
     columns: dict[str, str] = Field(
         default_factory=dict,
@@ -36,6 +43,15 @@ class InputConfig(_Strict):
     )
     max_text_chars: int = Field(default=100_000, gt=0, description="Longer fields are quarantined.")
     limit: int | None = Field(default=None, gt=0, description="Judge only the first N valid rows.")
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, columns: dict[str, str]) -> dict[str, str]:
+        """A typo in a field name fails here, not after Prefect has started."""
+        from judgeflow.columns import check_fields
+
+        check_fields(columns, "input.columns")
+        return columns
 
 
 class S3Settings(_Strict):

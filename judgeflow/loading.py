@@ -34,6 +34,11 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from judgeflow.columns import ALIASES, ColumnMapping, InputError, ResolvedColumns, resolve_columns
+from judgeflow.formats import FILE_TYPES, DatasetFormat, defaults, detect, require, split_format
+from judgeflow.json_text import decode_isolating as _decode_isolating
+from judgeflow.json_text import json_path as _path
+from judgeflow.json_text import key_pat as _key_pat
+from judgeflow.json_text import resolve_ambiguous as _resolve_ambiguous
 from judgeflow.schemas import QUARANTINE_SCHEMA, ROWS_SCHEMA, content_hash
 from judgeflow.storage.s3 import S3Config, is_s3_uri, read_bytes
 from judgeflow.text_encoding import to_utf8
@@ -46,6 +51,7 @@ __all__ = [
     "LoadResult",
     "content_hashes",
     "detect_format",
+    "load_objects",
     "load_rows",
 ]
 
@@ -63,7 +69,8 @@ _STR = r'"(?:[^"\\]|\\.)*"'
 _STR_LIST = rf"^\[(?:{_STR}(?:,{_STR})*)?\]$"
 _STR_OR_NULL = rf"(?:{_STR}|null)"
 _STR_OR_NULL_LIST = rf"^\[(?:{_STR_OR_NULL}(?:,{_STR_OR_NULL})*)?\]$"
-_CANDIDATE = pl.Struct({"text": pl.String(), "model": pl.String()})
+# A candidate object: its text under "text" (judgeflow) or "response" (UltraFeedback's completions).
+_CANDIDATE = pl.Struct({"text": pl.String(), "response": pl.String(), "model": pl.String()})
 NO_ROWS = "the file holds no rows"
 
 
@@ -82,7 +89,9 @@ class LoadResult:
     """Valid rows (exactly ``ROWS_SCHEMA``), quarantined rows (exactly ``QUARANTINE_SCHEMA``).
 
     ``notes`` say what a user should know about the file as a whole (it was decoded from
-    UTF-16, it holds no rows); the CLI and the build log print them.
+    UTF-16, it holds no rows); the CLI and the build log print them. ``format`` is the file type,
+    ``dataset_format`` the layout the rows were read as (``judgeflow.formats``), None when the
+    columns were mapped by hand into no known layout.
     """
 
     rows: pl.DataFrame
@@ -92,26 +101,29 @@ class LoadResult:
     format: FormatName
     columns: ResolvedColumns | None = None
     notes: list[str] = field(default_factory=list)
+    dataset_format: str | None = None
 
 
 def detect_format(source: str | Path, format: str | None = None) -> tuple[FormatName, bool]:
-    """(format, gzipped) from a stated format or the file name (``.jsonl.gz`` -> jsonl, True)."""
+    """(file type, gzipped) from a stated file type or the name (``.jsonl.gz`` -> jsonl, True).
+
+    ``format`` may also name a dataset format (``ultrafeedback``); the file type then comes from
+    the name.
+    """
     name = str(source).lower()
     gz = name.endswith(".gz")
     if gz:
         name = name[:-3]
-    if format is not None:
-        fmt = format.lower().lstrip(".")
-        fmt = {"json": "jsonl", "ndjson": "jsonl", "pq": "parquet"}.get(fmt, fmt)
-        if fmt not in ("jsonl", "parquet", "csv"):
-            raise InputError(f"{source}: unknown format {format!r} (use jsonl, parquet or csv)")
-        return fmt, gz  # type: ignore[return-value]
+    file_type, _ = split_format(format, str(source))
+    if file_type is not None:
+        return file_type, gz  # type: ignore[return-value]
     for suffix, fmt in _SUFFIXES.items():
         if name.endswith(suffix):
             return fmt, gz
     raise InputError(
-        f"{source}: cannot tell the format from the name; expected one of "
-        f"{', '.join(_SUFFIXES)} (optionally .gz for jsonl/csv) or pass format="
+        f"{source}: cannot tell the file type from the name; expected one of "
+        f"{', '.join(_SUFFIXES)} (optionally .gz for jsonl/csv), or give it with --format "
+        f"{'|'.join(FILE_TYPES)} (input.format in a config)"
     )
 
 
@@ -126,12 +138,32 @@ def load_rows(
     """Load and validate one source. Invalid rows are quarantined; an unusable file raises.
 
     ``source`` is a local path or an ``s3://bucket/key`` URI (read with ``s3``'s endpoint and
-    credentials). Raises ``InputError`` (one, with a clear message) when the file cannot be read
-    or its columns cannot be mapped.
+    credentials). ``format`` is a file type (jsonl, parquet, csv) or a dataset format
+    (``judgeflow.formats``: ultrafeedback, preference, messages, ...); without it both are
+    recognised, from the name and from the first rows. Raises ``InputError`` (one, with a clear
+    message) when the file cannot be read or its columns cannot be mapped.
     """
-    name = str(source)
     fmt, gz = detect_format(source, format)
-    data = _read(source, s3)
+    return _load_data(str(source), _read(source, s3), fmt, gz, format, mapping, max_text_chars)
+
+
+def load_objects(
+    objects: list[Any],
+    source: str,
+    *,
+    format: str | None = None,
+    mapping: ColumnMapping | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+) -> LoadResult:
+    """Load in-memory JSON values (one per row) exactly as a JSONL file holding them."""
+    data = b"\n".join(orjson.dumps(o, default=str) for o in objects) + b"\n"
+    return _load_data(source, data, "jsonl", False, format, mapping, max_text_chars)
+
+
+def _load_data(
+    name: str, data: bytes, fmt: FormatName, gz: bool, format: str | None,
+    mapping: ColumnMapping | None, max_text_chars: int,
+) -> LoadResult:
     if gz:
         try:
             data = gzip.decompress(data)
@@ -144,16 +176,43 @@ def load_rows(
     records, available = _records(name, fmt, data)
     if records.height == 0:
         return _empty_result(name, fmt, [*notes, NO_ROWS])
-    columns = resolve_columns(available, name, mapping)
-    decoded = _decode(records, columns, lists_as_text=(fmt == "csv"))
+    records, columns, labels, layout = _layout(name, records, available, format, mapping or ColumnMapping())
+    decoded = _decode(records, columns, lists_as_text=(fmt == "csv"), labels=labels)
     decoded = decoded.with_columns(content_hashes(decoded).alias("content_hash"))
-    rows, quarantine = validate_decoded(decoded, name, max_text_chars=max_text_chars)
+    rows, quarantine = validate_decoded(decoded, name, max_text_chars=max_text_chars, labels=labels)
     counts = LoadCounts(
         rows_in=records.height, rows_valid=rows.height, rows_quarantined=quarantine.height
     )
     if counts.rows_in != counts.rows_valid + counts.rows_quarantined:  # never silently lose a row
         raise AssertionError(f"{name}: row accounting broken: {counts}")
-    return LoadResult(rows, quarantine, counts, name, fmt, columns, notes)
+    return LoadResult(rows, quarantine, counts, name, fmt, columns, notes, layout)
+
+
+def _layout(
+    name: str, records: pl.DataFrame, available: list[str], format: str | None, mapping: ColumnMapping
+) -> tuple[pl.DataFrame, ResolvedColumns, dict[str, str], str | None]:
+    """(records, resolved columns, source names for reasons, dataset format name).
+
+    The stated dataset format, else the one the first rows' columns say (``formats.detect``);
+    a conversion format rewrites the records, the others only choose columns.
+    """
+    _, stated = split_format(format, name)
+    layout: DatasetFormat | None = stated or detect(available, mapping)
+    if layout is not None:
+        require(layout, available, mapping, name, stated=stated is not None)
+    labels: dict[str, str] = {}
+    if layout is not None and layout.convert is not None:
+        converted = layout.convert(records, available, mapping)
+        records = converted.records
+        mapping = ColumnMapping(**{**mapping.model_dump(exclude_none=True), **converted.mapping})
+        available = [*available, *converted.mapping.values()]
+        labels = dict(converted.labels)
+    elif layout is not None:
+        mapping = defaults(layout, mapping, available)
+    columns = resolve_columns(available, name, mapping)
+    for fld in ("instruction", "responses", "reference", "metadata"):
+        labels.setdefault(fld, getattr(columns, fld) or fld)
+    return records, columns, labels, layout.name if layout is not None else None
 
 
 def content_hashes(frame: pl.DataFrame) -> pl.Series:
@@ -371,15 +430,9 @@ def _empty_result(name: str, fmt: FormatName, notes: list[str]) -> LoadResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _key_pat(key: str) -> str:
-    return orjson.dumps(key).decode() + ":"
-
-
-def _path(key: str) -> str:
-    return "$[" + orjson.dumps(key).decode() + "]"
-
-
-def _decode(records: pl.DataFrame, cols: ResolvedColumns, *, lists_as_text: bool) -> pl.DataFrame:
+def _decode(
+    records: pl.DataFrame, cols: ResolvedColumns, *, lists_as_text: bool, labels: dict[str, str] | None = None
+) -> pl.DataFrame:
     """The "decoded" frame ``judgeflow.validation.validate_decoded`` expects.
 
     Columns: source_index, raw, id, instruction, responses, models, reference, metadata,
@@ -402,15 +455,21 @@ def _decode(records: pl.DataFrame, cols: ResolvedColumns, *, lists_as_text: bool
         .then(pl.lit("not a JSON object"))
         .alias("problem"),
     )
+    if "_fmt_problem" in frame.columns:  # what a dataset-format conversion could not read
+        frame = frame.with_columns(
+            pl.coalesce("problem_field", "_fmt_field").alias("problem_field"),
+            pl.coalesce("problem", "_fmt_problem").alias("problem"),
+        )
+    labels = labels or {}
     problems: list[tuple[str, pl.Series]] = []  # (field, reason per row or null), in priority
 
     frame, id_bad = _scalar(frame, cols.id, "id", label=cols.id, allow_any_scalar=True)
     problems.append(("id", id_bad))
-    frame, instr_bad = _scalar(frame, cols.instruction, "instruction", label=cols.instruction)
+    frame, instr_bad = _scalar(frame, cols.instruction, "instruction", label=labels.get("instruction", cols.instruction))
     problems.append(("instruction", instr_bad))
 
     if cols.responses is not None:
-        frame, resp_bad = _candidates(frame, cols.responses, lists_as_text)
+        frame, resp_bad = _candidates(frame, cols.responses, lists_as_text, labels.get("responses", cols.responses))
         problems.append(("responses", resp_bad))
     else:
         assert cols.response_a is not None and cols.response_b is not None
@@ -458,7 +517,8 @@ def _decode(records: pl.DataFrame, cols: ResolvedColumns, *, lists_as_text: bool
     frame = frame.with_columns(models.cast(pl.List(pl.String)).alias("models"))
     len_bad = pl.Series(
         frame.select(
-            pl.when(pl.col("responses").is_not_null() & (pl.col("models").list.len() != n_resp))
+            # an empty list of responses is its own (clearer) problem, found by validation
+            pl.when(pl.col("responses").is_not_null() & (n_resp > 0) & (pl.col("models").list.len() != n_resp))
             .then(
                 pl.format(
                     "field 'models' has {} entries but there are {} responses",
@@ -503,22 +563,6 @@ def _value_kind_counts(key: str, opener: str) -> tuple[pl.Expr, pl.Expr]:
         pat + "null", literal=True
     )
     return total, ok
-
-
-def _resolve_ambiguous(
-    frame: pl.DataFrame, bad: pl.Series, ambiguous: pl.Series, key: str, good: Any
-) -> pl.Series:
-    """Settle the type of ``key`` exactly, in Python, for the few ambiguous rows only.
-
-    A row is ambiguous when ``"key":`` occurs more than once in its canonical JSON with mixed
-    value types (a nested object reusing the key); ``good(value)`` judges the top-level value.
-    """
-    positions = ambiguous.arg_true()
-    if positions.len() == 0:
-        return bad
-    texts = frame["canon"].gather(positions).to_list()
-    verdicts = [not good(orjson.loads(text).get(key)) for text in texts]
-    return bad.scatter(positions, pl.Series(verdicts, dtype=pl.Boolean))
 
 
 def _scalar(
@@ -614,8 +658,11 @@ def _string_list(
     return frame.drop("_lt", "_why"), reason
 
 
-def _candidates(frame: pl.DataFrame, key: str, lists_as_text: bool) -> tuple[pl.DataFrame, pl.Series]:
-    """Responses as list of strings, or list of {text, model} objects (models kept apart)."""
+def _candidates(
+    frame: pl.DataFrame, key: str, lists_as_text: bool, label: str | None = None
+) -> tuple[pl.DataFrame, pl.Series]:
+    """Responses as list of strings, or list of {text|response, model} objects (models kept apart)."""
+    shown = label or key
     frame, reason = _list_text(frame, key, lists_as_text)
     lt = pl.col("_lt")
     is_str_list = lt.str.contains(_STR_LIST)
@@ -627,9 +674,11 @@ def _candidates(frame: pl.DataFrame, key: str, lists_as_text: bool) -> tuple[pl.
     objs, failed = _decode_isolating(frame["_objs"], pl.List(_CANDIDATE))
     frame = frame.with_columns(objs.alias("_objs"), failed.alias("_failed"))
     n_items = pl.col("_objs").list.len()
-    texts_ok = (
-        pl.col("_lt").str.count_matches('"text":"', literal=True) >= n_items
-    ) & ~pl.col("_objs").list.eval(pl.element().struct.field("text").is_null()).list.any()
+    text_of = pl.coalesce(pl.element().struct.field("text"), pl.element().struct.field("response"))
+    n_texts = pl.col("_lt").str.count_matches('"text":"', literal=True) + pl.col("_lt").str.count_matches(
+        '"response":"', literal=True
+    )
+    texts_ok = (n_texts >= n_items) & ~pl.col("_objs").list.eval(text_of.is_null()).list.any()
     models_ok = pl.col("_lt").str.count_matches('"model":', literal=True) == (
         pl.col("_lt").str.count_matches('"model":"', literal=True)
         + pl.col("_lt").str.count_matches('"model":null', literal=True)
@@ -637,34 +686,18 @@ def _candidates(frame: pl.DataFrame, key: str, lists_as_text: bool) -> tuple[pl.
     obj_ok = pl.col("_objs").is_not_null() & ~pl.col("_failed") & texts_ok & models_ok
     frame = frame.with_columns(
         pl.when(obj_ok)
-        .then(pl.col("_objs").list.eval(pl.element().struct.field("text")))
+        .then(pl.col("_objs").list.eval(text_of))
         .otherwise(pl.col("responses"))
         .alias("responses"),
         pl.when(obj_ok)
         .then(pl.col("_objs").list.eval(pl.element().struct.field("model")))
         .alias("_cand_models"),
         pl.when(lt.is_not_null() & ~is_str_list.fill_null(False) & ~obj_ok.fill_null(False))
-        .then(pl.lit(f"field '{key}' must be a list of strings or of {{text, model}} objects"))
+        .then(pl.lit(f"field '{shown}' must be a list of strings or of {{text, model}} objects"))
         .alias("_why"),
     )
     reason = pl.select(pl.coalesce(pl.lit(reason), pl.lit(frame["_why"]))).to_series()
     return frame.drop("_lt", "_objs", "_failed", "_why"), reason
-
-
-def _decode_isolating(texts: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series]:
-    """``json_decode`` the whole column; on failure bisect so only failing rows are nulled.
-
-    Returns (decoded, failed). Cost: one decode when clean, O(k log n) small decodes for k bad rows.
-    """
-    try:
-        return texts.str.json_decode(dtype), pl.Series([False] * len(texts), dtype=pl.Boolean)
-    except pl.exceptions.PolarsError:
-        if len(texts) == 1:
-            return pl.Series([None], dtype=dtype), pl.Series([True], dtype=pl.Boolean)
-    mid = len(texts) // 2
-    left, lf = _decode_isolating(texts.slice(0, mid), dtype)
-    right, rf = _decode_isolating(texts.slice(mid), dtype)
-    return pl.concat([left, right]), pl.concat([lf, rf])
 
 
 def _metadata(frame: pl.DataFrame, key: str | None, lists_as_text: bool) -> tuple[pl.DataFrame, pl.Series]:

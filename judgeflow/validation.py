@@ -14,11 +14,18 @@ A row is quarantined ONCE with its first problem (decoding problems first, then 
 so ``rows_in == rows_valid + rows_quarantined`` holds by construction (and is asserted).
 ``source_index`` is 0-based: the physical line for JSONL (blank lines count but are not rows),
 the data row (header excluded) for CSV, the row for Parquet.
+
+Reasons name the *source* column (``labels``: ``{"instruction": "prompt", "responses":
+"completions"}``) with the logical field beside it (``field 'prompt' (instruction) is empty``),
+so a user reads the name that is in their file; the ``field`` column keeps the logical field,
+which is what counts group by.
 """
 
 from __future__ import annotations
 
 import polars as pl
+
+from collections.abc import Mapping
 
 from judgeflow.schemas import QUARANTINE_SCHEMA, ROWS_SCHEMA
 
@@ -27,9 +34,16 @@ RAW_LIMIT = 2_000
 
 
 def validate_decoded(
-    decoded: pl.DataFrame, source: str, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    decoded: pl.DataFrame,
+    source: str,
+    *,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    labels: Mapping[str, str] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows with exactly ``ROWS_SCHEMA``, quarantine with exactly ``QUARANTINE_SCHEMA``)."""
+    labels = labels or {}
+    instr, resp, ref, meta = (_field(f, labels) for f in ("instruction", "responses", "reference", "metadata"))
+    resp_items = labels.get("responses", "responses")
     blank = pl.col("instruction").str.strip_chars().str.len_chars() == 0
     n_resp = pl.col("responses").list.len()
     empty_at = (
@@ -45,16 +59,16 @@ def validate_decoded(
 
     # (field, condition, reason) in priority order; the first true one is the row's problem.
     rules: list[tuple[str, pl.Expr, pl.Expr]] = [
-        ("instruction", pl.col("instruction").is_null(), pl.lit("field 'instruction' is missing")),
-        ("instruction", blank, pl.lit("field 'instruction' is empty")),
-        ("responses", pl.col("responses").is_null(), pl.lit("field 'responses' is missing")),
-        ("responses", n_resp == 0, pl.lit("field 'responses' is an empty list")),
-        ("responses", any_empty, pl.format("responses[{}] is empty", empty_at)),
+        ("instruction", pl.col("instruction").is_null(), pl.lit(f"{instr} is missing")),
+        ("instruction", blank, pl.lit(f"{instr} is empty")),
+        ("responses", pl.col("responses").is_null(), pl.lit(f"{resp} is missing")),
+        ("responses", n_resp == 0, pl.lit(f"{resp} is an empty list")),
+        ("responses", any_empty, pl.format(f"{resp_items}[{{}}] is empty", empty_at)),
         (
             "instruction",
             pl.col("instruction").str.len_chars() > limit,
             pl.format(
-                "field 'instruction' has {} characters (limit {})",
+                f"{instr} has {{}} characters (limit {{}})",
                 pl.col("instruction").str.len_chars(),
                 pl.lit(limit),
             ),
@@ -68,7 +82,7 @@ def validate_decoded(
             "reference",
             pl.col("reference").str.len_chars() > limit,
             pl.format(
-                "field 'reference' has {} characters (limit {})",
+                f"{ref} has {{}} characters (limit {{}})",
                 pl.col("reference").str.len_chars(),
                 pl.lit(limit),
             ),
@@ -76,7 +90,7 @@ def validate_decoded(
         (
             "metadata",
             pl.col("metadata").str.len_chars() > limit,
-            pl.format("field 'metadata' has more than {} characters", pl.lit(limit)),
+            pl.format(f"{meta} has more than {{}} characters", pl.lit(limit)),
         ),
     ]
     field = pl.col("problem_field")
@@ -142,6 +156,12 @@ def validate_decoded(
             "quarantined"
         )
     return rows, quarantine
+
+
+def _field(logical: str, labels: Mapping[str, str]) -> str:
+    """``field 'instruction'``, or ``field 'prompt' (instruction)`` when the file calls it so."""
+    source = labels.get(logical, logical)
+    return f"field '{source}'" if source == logical else f"field '{source}' ({logical})"
 
 
 def reasons_by_field(quarantine: pl.DataFrame) -> dict[str, int]:

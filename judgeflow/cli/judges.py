@@ -15,6 +15,8 @@ import orjson
 import typer
 
 from judgeflow.cli.app import app
+from judgeflow.columns import InputError
+from judgeflow.loading import load_objects
 from judgeflow.prompts import render
 from judgeflow.registry import JudgeRegistry, check_spec
 from judgeflow.specs import JudgeSpec
@@ -120,44 +122,38 @@ def _index(options: dict[str, str], key: str, default: int) -> int:
         raise _fail(f"{key}= must be a candidate index, got {options[key]!r}") from None
 
 
-def _text(value: Any, what: str) -> str:
-    if isinstance(value, dict) and "text" in value:
-        value = value["text"]
-    if not isinstance(value, str):
-        raise _fail(f"{what} must be a string (or an object with 'text')")
-    return value
-
-
 def load_row(path: Path) -> tuple[str, list[str], str | None]:
-    """(instruction, responses, reference) of a ROW.json file."""
+    """(instruction, responses, reference) of a ROW.json file, read as loading reads a row.
+
+    Any layout ``judgeflow validate`` accepts works (``prompt``, ``chosen``/``rejected``,
+    ``messages``, ``completions`` ...), plus a single ``response``.
+    """
     try:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise _fail(f"cannot read row {str(path)!r}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("instruction"), str):
-        raise _fail("the row must be a JSON object with an 'instruction' string")
-    if "responses" in data:
-        if not isinstance(data["responses"], list):
-            raise _fail("'responses' must be a list")
-        responses = [_text(r, f"responses[{i}]") for i, r in enumerate(data["responses"])]
-    elif "response_a" in data:
-        responses = [_text(data["response_a"], "response_a")]
-        if "response_b" in data:
-            responses.append(_text(data["response_b"], "response_b"))
-    elif "response" in data:
-        responses = [_text(data["response"], "response")]
-    else:
-        raise _fail("the row needs 'responses', 'response' or 'response_a'/'response_b'")
-    reference = data.get("reference")
-    if reference is not None and not isinstance(reference, str):
-        raise _fail("'reference' must be a string or null")
-    return data["instruction"], responses, reference
+    if not isinstance(data, dict):
+        raise _fail(f"{path}: the row must be one JSON object")
+    if "response" in data and not _CANDIDATE_KEYS & set(data):
+        data = {**{k: v for k, v in data.items() if k != "response"}, "responses": [data["response"]]}
+    try:
+        loaded = load_objects([data], str(path))
+    except InputError as exc:
+        raise _fail(str(exc)) from None
+    if loaded.rows.is_empty():
+        reason = loaded.quarantine["reason"][0].removeprefix("row 0: ")
+        raise _fail(f"{path}: {reason}")
+    row = loaded.rows.row(0, named=True)
+    return row["instruction"], row["responses"], row["reference"]
+
+
+_CANDIDATE_KEYS = {"responses", "generations", "completions", "response_a", "chosen", "messages"}
 
 
 @judges_app.command("render")
 def render_judge(
     name: Annotated[str, typer.Argument(help="Judge name (see `judgeflow judges list`).")],
-    row: Annotated[Path, typer.Option("--row", help="ROW.json: instruction, responses, reference.",
+    row: Annotated[Path, typer.Option("--row", help="ROW.json: one row in any layout `judgeflow validate` reads.",
                                       exists=True, dir_okay=False, readable=True)],
     option: Annotated[
         list[str] | None,

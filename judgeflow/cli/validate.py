@@ -1,7 +1,8 @@
 """``judgeflow validate PATH``: check an input file before spending money judging it.
 
-Loads the file exactly as a build would (same column mapping, same quarantine rules) and prints
-the counts and why rows were set aside. Exit status 0 whenever the file is readable, even with
+Loads the file exactly as a build would (same column mapping, same dataset-format recognition,
+same quarantine rules) and prints the counts, the format the rows were read as, and why rows
+were set aside. Exit status 0 whenever the file is readable, even with
 quarantined rows (they are data, not a crash); 2 with one message when it cannot be read or its
 columns cannot be mapped. ``--json`` makes the LAST line one JSON object, for scripts and CI.
 """
@@ -17,7 +18,7 @@ import polars as pl
 import typer
 
 from judgeflow.cli.app import app
-from judgeflow.columns import ColumnMapping, InputError
+from judgeflow.columns import ColumnMapping, InputError, check_fields
 from judgeflow.loading import load_rows
 from judgeflow.names import check_output_dir
 from judgeflow.storage.s3 import S3Config
@@ -35,14 +36,20 @@ def validate_command(
         typer.Option("--quarantine", "-q", help="Write quarantined rows here (.parquet, .jsonl or .csv)."),
     ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", "-f", help="jsonl, parquet or csv (default: from the name).")
+        str | None,
+        typer.Option(
+            "--format", "-f",
+            help="A dataset format (ultrafeedback, preference, hh-rlhf, trl, messages, distilabel, openpo, "
+            "pairwise, judgeflow) or a file type (jsonl, parquet, csv). Default: recognised from the "
+            "name and the first rows.",
+        ),
     ] = None,
     max_text_chars: Annotated[
         int, typer.Option("--max-text-chars", min=1, help="Longer text fields are quarantined.")
     ] = DEFAULT_MAX_TEXT_CHARS,
     column: Annotated[
         list[str] | None,
-        typer.Option("--column", "-c", help="Column override FIELD=SOURCE, e.g. instruction=question."),
+        typer.Option("--column", "-c", help="Column override FIELD=COLUMN, e.g. instruction=question (repeatable)."),
     ] = None,
     s3_endpoint: Annotated[
         str | None, typer.Option("--s3-endpoint", help="S3-compatible endpoint URL for s3:// paths.")
@@ -67,8 +74,9 @@ def validate_command(
 
     counts = result.counts
     by_field = reasons_by_field(result.quarantine)
+    layout = f", {result.dataset_format} format" if result.dataset_format else ""
     typer.echo(
-        f"{result.source} ({result.format}): {counts.rows_in} rows in, "
+        f"{result.source} ({result.format}{layout}): {counts.rows_in} rows in, "
         f"{counts.rows_valid} valid, {counts.rows_quarantined} quarantined"
     )
     for note in result.notes:
@@ -86,6 +94,7 @@ def validate_command(
         summary = {
             "source": result.source,
             "format": result.format,
+            "dataset_format": result.dataset_format,
             **counts.model_dump(),
             "reasons_by_field": by_field,
             "quarantine_path": str(quarantine) if quarantine is not None else None,
@@ -110,13 +119,12 @@ def _write_quarantine(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _mapping(pairs: list[str]) -> ColumnMapping:
+    """``--column FIELD=COLUMN`` options as a mapping; a bad one is named as typed."""
     values: dict[str, str] = {}
     for pair in pairs:
         field, sep, source = pair.partition("=")
-        if not sep or not field or not source:
-            raise ValueError(f"--column {pair!r}: expected FIELD=SOURCE, e.g. instruction=question")
+        if not sep or not field.strip() or not source.strip():
+            raise ValueError(f"--column {pair}: expected FIELD=COLUMN, e.g. instruction=question")
+        check_fields([field.strip()], f"--column {pair}")
         values[field.strip()] = source.strip()
-    try:
-        return ColumnMapping(**values)
-    except Exception as exc:  # noqa: BLE001 - pydantic names the unknown field
-        raise ValueError(f"--column: unknown field in {sorted(values)} ({exc.__class__.__name__})") from exc
+    return ColumnMapping(**values)

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from judgeflow.api_result import JudgeResult, judge_stats
 from judgeflow.clients.base import remember_secret
 from judgeflow.config import BuildConfig, InputConfig
+from judgeflow.errors import EnvironmentProblem
 from judgeflow.judging.live import judge_live_sync
 from judgeflow.judging.records import JudgmentSink, read_judgments
 from judgeflow.loading import LoadResult, load_rows
@@ -57,8 +58,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-class JudgeUnavailableError(RuntimeError):
-    """A judge that cannot run in this Python (its engine is not installed here)."""
+class JudgeUnavailableError(EnvironmentProblem, RuntimeError):
+    """A judge that cannot run in this Python (its engine is not installed here): what, where
+    (the judge) and how to fix it, as every user-facing error (``judgeflow.errors``)."""
 
 
 def resolve_judges(judges: JudgesLike, registry: JudgeRegistry | None = None) -> list[JudgeSpec]:
@@ -141,15 +143,17 @@ def _check_runnable_here(specs: Sequence[JudgeSpec]) -> None:
             endpoint = {"name": spec.name, "kind": spec.kind, "provider": "openai-compatible", "mode": "live",
                         "base_url": "http://HOST:8000/v1", "model": spec.model}
             raise JudgeUnavailableError(
-                f"judge {spec.name!r} runs Prometheus on a local vLLM engine (provider vllm, mode gpu), "
-                "and vllm is not installed in this Python. Either install vLLM on a CUDA machine (in an "
-                "environment without Prefect, see docs/gpu.md), or start `vllm serve "
-                f"{spec.model}` somewhere and judge through it: {endpoint}"
+                "this judge runs Prometheus on a local vLLM engine (provider vllm, mode gpu: the GPU "
+                "pool's), and vllm is not installed in this Python",
+                where=f"judge {spec.name!r}",
+                fix="install vLLM on a CUDA machine (in an environment without Prefect, see docs/gpu.md), "
+                f"or start `vllm serve {spec.model}` and judge through it: {endpoint}",
             )
         if spec.provider == "pairrm" and importlib.util.find_spec("llm_blender") is None:
             raise JudgeUnavailableError(
-                f"judge {spec.name!r} runs PairRM through llm-blender, which is not installed in this "
-                "Python; install the pairrm extra: pip install 'judgeflow[pairrm]'"
+                "this judge runs PairRM through llm-blender, which is not installed in this Python",
+                where=f"judge {spec.name!r}",
+                fix="install the pairrm extra: pip install 'judgeflow[pairrm]'",
             )
 
 

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 import judgeflow
+from judgeflow.errors import UserError
 from judgeflow.simulator import Simulator, expected_preference, expected_score
 
 
@@ -143,3 +144,4 @@ def test_a_registered_vllm_judge_without_vllm_says_what_to_do() -> None:
     assert "prometheus-absolute" in message and "vllm" in message
     assert "openai-compatible" in message and "base_url" in message
     assert not isinstance(info.value, ModuleNotFoundError)
+    assert isinstance(info.value, UserError) and info.value.where == "judge 'prometheus-absolute'"

@@ -16,15 +16,16 @@ a new judge on the API defaults: it is an error naming the closest registered ju
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
+import regex
 import yaml
 from pydantic import ValidationError
 
+from judgeflow.parsing import compile_score_regex
 from judgeflow.prompts.render import compile_spec
 from judgeflow.prompts.rubrics import format_score_rubric
 from judgeflow.specs import JudgeSpec
@@ -227,8 +228,8 @@ def check_spec(spec: JudgeSpec, label: str | None = None) -> None:
         raise ValueError(f"{label}: {exc}") from None
     if spec.score_regex is not None:
         try:
-            re.compile(spec.score_regex)
-        except re.error as exc:
+            compile_score_regex(spec.score_regex)
+        except regex.error as exc:
             raise ValueError(f"{label}: score_regex does not compile: {exc}") from None
 
 

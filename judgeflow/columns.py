@@ -14,6 +14,7 @@ Messages speak the user's language: the CLI flag and the config key, never a Pyt
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
@@ -140,8 +141,10 @@ def check_fields(fields: Iterable[str], where: str) -> None:
     """Unknown logical fields in a column mapping: one error naming them and the known ones."""
     unknown = [f for f in fields if f not in FIELDS]
     if unknown:
+        close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ValueError(
-            f"{where}: unknown field {', '.join(repr(f) for f in unknown)}; fields are {', '.join(FIELDS)}"
+            f"{where}: unknown field {', '.join(repr(f) for f in unknown)}; {hint}fields are {', '.join(FIELDS)}"
         )
 
 

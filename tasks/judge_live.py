@@ -38,17 +38,26 @@ def provider_slots(spec: JudgeSpec) -> SlotBlocks | None:
     """Request slots from the provider's Prefect rate limit, taken 50 at a time.
 
     Only for hosted providers reached at their own endpoint (no ``base_url``): a simulator or a
-    private gateway is not bound by the provider's account limit. ``strict=False``: without
-    ``setup_pools.py`` the limit does not exist and judging proceeds unthrottled.
+    private gateway is not bound by the provider's account limit. Only with a Prefect server
+    (``PREFECT_API_URL``): the temporary API of ``judgeflow run`` without one lives and dies
+    with the command, so no other run shares it and no limit exists there (asking for one only
+    printed "Concurrency limits [...] do not exist" on every block). ``strict=False``: on a
+    server without ``setup_pools.py`` Prefect warns that the limit is missing (a real
+    misconfiguration) and judging proceeds unthrottled.
     """
     name = PROVIDER_RATE_LIMITS.get(spec.provider)
-    if name is None or spec.base_url is not None:
+    if name is None or spec.base_url is not None or not has_prefect_server():
         return None
     from prefect.concurrency.asyncio import rate_limit
 
     return SlotBlocks(lambda n: rate_limit(name, occupy=n, strict=False), block=SLOT_BLOCK)
 
 
+def has_prefect_server() -> bool:
+    """True when flows talk to a Prefect server (``PREFECT_API_URL``), not a temporary local API."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url is not None
 
 
 def run_tag(requests_path: str) -> str:

@@ -36,7 +36,10 @@ def test_slots_are_taken_in_blocks_one_per_request(simulator: Simulator, tmp_pat
 
 
 def test_only_hosted_providers_at_their_own_endpoint_take_slots() -> None:
-    assert provider_slots(JudgeSpec(name="o", provider="openai")) is not None
-    assert provider_slots(JudgeSpec(name="a", provider="anthropic")) is not None
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # a server: limits are shared there
+        assert provider_slots(JudgeSpec(name="o", provider="openai")) is not None
+        assert provider_slots(JudgeSpec(name="a", provider="anthropic")) is not None
     assert provider_slots(JudgeSpec(name="v", provider="openai", base_url="http://127.0.0.1:1/v1")) is None
     assert provider_slots(JudgeSpec(name="c", provider="openai-compatible", base_url="http://x/v1")) is None

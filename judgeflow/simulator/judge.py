@@ -28,6 +28,7 @@ is resolved by taking the LAST "###Response B:" header.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -245,6 +246,25 @@ def _honest_answer(prompt: str, *, json_mode: bool, position_bias_rate: float) -
     return f"Feedback: The response was assessed against the given template. [RESULT] {score}"
 
 
+def _reply_pattern() -> str:
+    quality = "(?:" + "|".join(re.escape(q) for q in _QUALITY.values()) + ")"
+    reasoning = (
+        rf"Response A {quality}; Response B {quality}\. On balance Response [AB] better satisfies the rubric\."
+    )
+    return "^(?:" + "|".join([
+        rf"Feedback: The response {quality}, judged strictly against the score rubric\. \[RESULT\] [1-5]",
+        rf"Feedback: {reasoning} \[RESULT\] [AB]",
+        rf'\{{"reasoning":"{reasoning}","preferred":"[AB]"\}}',
+        r"Feedback: The response was assessed against the given template\. \[RESULT\] [1-5]",
+        r'\{"reasoning":"Scored against the given template\.","score":[1-5]\}',
+    ]) + ")$"
+
+
+#: A regular expression (Python and Rust/polars syntax) matching exactly the replies ``answer``
+#: writes: how a report tells verdicts of this deterministic judge from a real model's.
+REPLY_PATTERN = _reply_pattern()
+
+
 _OPENERS = ("Here is a clear answer.", "In short:", "Let me explain.", "A practical answer:", "Briefly:")
 _BODIES = (
     "The key idea is to start from the requirements and check each step against them.",
@@ -278,6 +298,7 @@ def expected_verdict_text(prompt: str, position_bias_rate: float = 0.0) -> str:
 
 
 __all__ = [
+    "REPLY_PATTERN",
     "UNPARSEABLE_TEXT",
     "ParsedPrompt",
     "answer",

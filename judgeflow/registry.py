@@ -100,8 +100,8 @@ class JudgeRegistry:
     def from_config(cls, source: str | Path | Mapping[str, Any] | list[Any], *, builtins: bool = True) -> JudgeRegistry:
         """Built-ins plus the judges of a YAML/JSON file, a mapping or a list.
 
-        A config judge may replace a built-in of the same name; two config judges may not share
-        a name.
+        A config judge named like a built-in starts from it, its keys overriding
+        (``resolve_entry``); two config judges may not share a name.
         """
         specs = load_specs(source)
         registry = cls(builtins=builtins)
@@ -207,8 +207,10 @@ def load_specs(source: str | Path | Mapping[str, Any] | list[Any]) -> list[Judge
 
 
 def _spec(item: Any, index: int, where: str) -> JudgeSpec:
+    if isinstance(item, str):  # a registered name, as in a build config
+        item = {"name": item}
     if not isinstance(item, Mapping):
-        raise ValueError(f"{where}: judge #{index} must be a mapping, got {type(item).__name__}")
+        raise ValueError(f"{where}: judge #{index} must be a mapping or a name, got {type(item).__name__}")
     label = f"{where}: judge #{index}" + (f" ({item['name']!r})" if "name" in item else "")
     values = resolve_entry(item, JudgeRegistry(), label)
     try:

@@ -115,10 +115,12 @@ def test_yaml_config_and_set_overrides_resolve_the_same(tmp_path: Path) -> None:
 
 def test_registry_files_resolve_the_same_way(tmp_path: Path) -> None:
     path = tmp_path / "judges.yaml"
-    path.write_text("- name: pairwise-preferense\n")
+    path.write_text("- prometheus-relative\n- name: pairwise-preferense\n")
     result = runner.invoke(app, ["judges", "list", "--config", str(path)])
     assert result.exit_code == 2
     assert "pairwise-preference" in result.output and "Traceback" not in result.output
+    path.write_text("- prometheus-relative\n")  # a bare registered name, as a build config allows
+    assert _listed(path)["prometheus-relative"] == JudgeRegistry().get("prometheus-relative").model_dump(mode="json")
 
 
 def test_python_api_resolves_the_same_way() -> None:

@@ -110,7 +110,8 @@ def test_from_json_file_and_list(tmp_path: Path) -> None:
          r"score_regex does not compile"),
         ([{"name": "x", "model": "m", "rubric": {"criteria": "c"}}], r"lacks 'score1_description'"),
         ({"judge": []}, r"'judges' list"),
-        (["x"], r"must be a mapping"),
+        ([3], r"must be a mapping or a name"),
+        (["x"], r"no registered judge is named 'x'"),
         ([{"name": "prometheus-absolut"}], r"judge #0 \('prometheus-absolut'\): no registered judge .*"
                                            r"did you mean 'prometheus-absolute'"),
         ([{"name": "x", "rubric": "honesty"}], r"give its provider and model"),

@@ -17,6 +17,10 @@ are then pulled out with polars expressions, so a file is never parsed row by ro
 * an empty file, or one holding only blank lines or a CSV header, is zero rows with a note, the
   same for every text format.
 
+The rows' layout (UltraFeedback, chosen/rejected pairs, chat messages, distilabel, ...) is
+recognised from the columns of the first rows or stated with ``format`` (``judgeflow.formats``);
+a layout that needs more than a column choice is rewritten into the same canonical text first.
+
 Decoding problems (bad UTF-8, unparseable JSON, wrong types) and content problems (empty fields,
 oversize text, duplicate ids; see ``judgeflow.validation``) end in one quarantine frame.
 """

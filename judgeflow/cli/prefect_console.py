@@ -1,9 +1,9 @@
 """What Prefect prints on the command line: its progress logs, without noise a user cannot act on.
 
 ``judgeflow run`` and ``judgeflow demo`` run the flow in process. Without ``PREFECT_API_URL``
-Prefect starts a temporary local API and logs a banner about it (with a docs link) and a
+Prefect starts a temporary local API and logs a banner about it (with a docs link), a
 "View at http://127.0.0.1:PORT/..." link per flow run that points at a server gone when the
-command ends. Those two lines are dropped when the API is that temporary one (with a real server
+command ends, and a line when it stops. Those lines are dropped when the API is that temporary one (with a real server
 the link is useful and kept). Exceptions in Prefect's console logs are shortened to one line
 unless ``--debug``: judgeflow's own error handler says what went wrong and how to fix it.
 Nothing else is filtered: real warnings still show.
@@ -16,7 +16,7 @@ import os
 import traceback
 from types import TracebackType
 
-_TEMPORARY_API_LINES = ("Starting temporary server on", "View at ")
+_TEMPORARY_API_LINES = ("Starting temporary server on", "Stopping temporary server on", "View at ")
 
 
 class _DropTemporaryApiBanner(logging.Filter):

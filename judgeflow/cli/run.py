@@ -56,6 +56,25 @@ def _print_summary(result: dict[str, Any], published_copy: Path | None = None) -
         typer.echo(f"  published:  {result['published']['uri']} (manifest last)")
     if published_copy is not None:
         typer.echo(f"  local copy of what was published: {published_copy}")
+    simulated = _simulated_note(Path(result["run_dir"]) / "judgments.parquet")
+    if simulated:
+        typer.echo(f"  note: {simulated}")
+
+
+def _simulated_note(judgments_path: Path) -> str | None:
+    """A warning when the verdicts come from judgeflow's simulator (the report says it too)."""
+    if not judgments_path.is_file():
+        return None
+    import polars as pl
+
+    from judgeflow.report import simulated_replies
+
+    simulated, answered = simulated_replies(pl.read_parquet(judgments_path, columns=["status", "raw_output"]))
+    if not simulated:
+        return None
+    share = "all" if simulated == answered else f"{simulated} of {answered}"
+    return (f"{share} verdicts come from judgeflow's simulator (a hash of the texts, not a model): "
+            "the model ranking in the report means nothing")
 
 
 def _build(config: BuildConfig) -> tuple[dict[str, Any], str | None]:
@@ -216,8 +235,6 @@ def demo(
             shutil.rmtree(copy, ignore_errors=True)
             download(result["published"]["uri"], copy, S3Config(endpoint_url=services.s3_endpoint, region="us-east-1"))
     _print_summary(result, copy if result.get("published") else None)
-    typer.echo("  note: the verdicts come from judgeflow's simulator (a hash of the texts, not a model): "
-               "the model ranking in the report means nothing")
     typer.echo("")
     for line in _rerun_hint(config_path, out):
         typer.echo(line)

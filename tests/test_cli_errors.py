@@ -8,6 +8,7 @@ headline case, a config whose endpoint is dead, also runs as the real console sc
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -132,6 +133,23 @@ def test_dead_endpoint_through_the_console_script(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert url in output and "Traceback" not in output and "APIConnectionError" not in output
+
+
+def test_a_late_error_after_skip_check_shows_no_traceback(tmp_path: Path) -> None:
+    """Past the preflight (``--skip-check``) the flow itself meets the mistake: Prefect's logs and
+    judgeflow's message say it in lines, without a traceback (the real console script, Prefect's
+    real logging)."""
+    missing = str(tmp_path / "nowhere.jsonl")
+    config = config_file(tmp_path, "http://127.0.0.1:9/v1", input={"uri": missing})
+    script = Path(sys.executable).parent / "judgeflow"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([str(script), "run", str(config), "--skip-check"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output and missing in output and "where: input.uri" in output
+    assert "temporary server" not in output and "View at" not in output
 
 
 def test_config_key_typo_names_the_key(simulator: Simulator, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_no_global_rate_limit_without_a_prefect_server() -> None:
         assert provider_slots(hosted) is not None  # a real server: the shared account limit applies
 
 
-def _emit(logger_name: str, message: str, *, exc: BaseException | None = None) -> str:
+def _emit(logger_name: str, message: str, *, exc: BaseException | None = None, cached: bool = False) -> str:
     """What Prefect's console handler prints for one record."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
@@ -30,6 +30,8 @@ def _emit(logger_name: str, message: str, *, exc: BaseException | None = None) -
     exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
     record = logging.LogRecord(logger_name, logging.INFO, __file__, 1, message, (), exc_info)
     record.flow_run_name = record.task_run_name = "run"  # what Prefect's run loggers add
+    if cached and exc_info:  # another handler (Prefect's API log handler) formatted it first
+        record.exc_text = logging.Formatter().formatException(exc_info)
     logger = logging.getLogger(logger_name)
     if not all(f.filter(record) for f in logger.filters):
         return ""
@@ -46,15 +48,15 @@ def prefect_logging(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped
     if not handlers:
         pytest.skip("Prefect's console handler is not configured in this process")
     saved_filters = {n: list(logging.getLogger(n).filters) for n in ("prefect", "prefect.flow_runs")}
-    saved_format = [(h.formatter, h.formatter.__dict__.get("formatException")) for h in handlers]
+    saved_format = [(h, h.__dict__.get("format")) for h in handlers]
     yield
     for name, filters in saved_filters.items():
         logging.getLogger(name).filters[:] = filters
-    for formatter, method in saved_format:
+    for handler, method in saved_format:
         if method is None:
-            formatter.__dict__.pop("formatException", None)
+            handler.__dict__.pop("format", None)
         else:
-            formatter.formatException = method
+            handler.format = method
 
 
 def test_banner_and_view_link_are_dropped_real_warnings_kept(prefect_logging: None) -> None:
@@ -81,5 +83,6 @@ def test_exceptions_in_console_logs_are_one_line_unless_debug(prefect_logging: N
         error = caught
     assert "Traceback" in _emit("prefect.task_runs", "Task failed", exc=error)  # Prefect's default
     quiet_prefect_console(debug=False)
-    shown = _emit("prefect.task_runs", "Task failed", exc=error)
-    assert "Traceback" not in shown and "ValueError: the input is broken" in shown
+    for cached in (False, True):
+        shown = _emit("prefect.task_runs", "Task failed", exc=error, cached=cached)
+        assert "Traceback" not in shown and "ValueError: the input is broken" in shown

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections.abc import Callable
 from types import TracebackType
 
 _TEMPORARY_API_LINES = ("Starting temporary server on", "Stopping temporary server on", "View at ")
@@ -30,6 +31,29 @@ class _DropTemporaryApiBanner(logging.Filter):
 def _one_line(exc_info: tuple[type[BaseException], BaseException, TracebackType | None]) -> str:
     """An exception as its last line (``TypeName: message``), not a traceback."""
     return "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip().splitlines()[-1]
+
+
+def _without_traceback(format_record: Callable[[logging.LogRecord], str]) -> Callable[[logging.LogRecord], str]:
+    """A handler's ``format`` that prints a record's exception as one line.
+
+    The traceback may already be cached on the record (``exc_text``: Prefect's API log handler
+    formats it first), so both are set aside while formatting and put back for later handlers.
+    """
+    def format_one_line(record: logging.LogRecord) -> str:
+        if not record.exc_info:
+            return format_record(record)
+        exc_info, exc_text = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None
+        try:
+            text = format_record(record)
+        finally:
+            record.exc_info, record.exc_text = exc_info, exc_text
+        if exc_info[0] is None or str(exc_info[1]) in text:  # the message already says it
+            return text
+        return f"{text} ({_one_line(exc_info)})"
+
+    format_one_line.judgeflow_one_line = True  # type: ignore[attr-defined]
+    return format_one_line
 
 
 def uses_temporary_api() -> bool:
@@ -58,5 +82,5 @@ def quiet_prefect_console(*, debug: bool) -> None:
     ]
     for logger in loggers:
         for handler in logger.handlers:
-            if isinstance(handler, PrefectConsoleHandler) and handler.formatter is not None:
-                handler.formatter.formatException = _one_line  # type: ignore[method-assign]
+            if isinstance(handler, PrefectConsoleHandler) and not getattr(handler.format, "judgeflow_one_line", False):
+                handler.format = _without_traceback(handler.format)  # type: ignore[method-assign]

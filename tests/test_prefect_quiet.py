@@ -62,7 +62,7 @@ def prefect_logging(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped
 def test_banner_and_view_link_are_dropped_real_warnings_kept(prefect_logging: None) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from judgeflow.cli.prefect_console import quiet_prefect_console
+    from judgeflow.cli.run import quiet_prefect_console
 
     banner = "Starting temporary server on http://127.0.0.1:8123\nSee https://docs.prefect.io/v3 for more"
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
@@ -75,7 +75,7 @@ def test_banner_and_view_link_are_dropped_real_warnings_kept(prefect_logging: No
 
 
 def test_exceptions_in_console_logs_are_one_line_unless_debug(prefect_logging: None) -> None:
-    from judgeflow.cli.prefect_console import quiet_prefect_console
+    from judgeflow.cli.run import quiet_prefect_console
 
     try:
         raise ValueError("the input is broken")

@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from judgeflow.cli.app import app
-from judgeflow.config import BuildConfig, S3Settings, load_config
+from judgeflow.config import BuildConfig, load_config
 from judgeflow.errors import ConfigError, config_error
 from judgeflow.preflight import TIMEOUT_S, CheckResult, failed, preflight, timed
 
@@ -60,17 +60,6 @@ def load_cli_config(path: Path, overrides: list[str]) -> BuildConfig:
     return apply_overrides(config, overrides, str(path)) if overrides else config
 
 
-def s3_for_cli(settings: S3Settings) -> Any:
-    """``output.s3`` as an ``S3Config``; a named prefect-aws credentials block is read (needs Prefect)."""
-    if settings.aws_credentials_block:
-        from tasks.io import s3_config_from_settings
-
-        return s3_config_from_settings(settings)
-    from judgeflow.preflight import default_s3_config
-
-    return default_s3_config(settings)
-
-
 def _table(results: list[CheckResult], only_failed: bool = False) -> list[str]:
     shown = failed(results) if only_failed else results
     width = max((len(r.name) for r in shown), default=0)
@@ -88,6 +77,8 @@ def run_preflight(config: BuildConfig, *, timeout_s: float = TIMEOUT_S, quiet_wh
     ``quiet_when_ok`` (``run``): one line when everything passed; otherwise an ``error:`` line
     and only the failures.
     """
+    from judgeflow.cli.run import s3_for_cli  # run.py is where the CLI may touch Prefect
+
     results, seconds = timed(lambda: preflight(config, timeout_s=timeout_s, s3_resolver=s3_for_cli))
     bad = failed(results)
     if quiet_when_ok:

@@ -202,7 +202,8 @@ def test_a_bug_is_one_line_and_debug_shows_the_traceback(
 
 def test_help_shows_no_python_names_or_bool_types() -> None:
     for args in (["--help"], ["run", "--help"], ["check", "--help"], ["demo", "--help"], ["init", "--help"],
-                 ["validate", "--help"], ["simulate", "--help"]):
+                 ["validate", "--help"], ["simulate", "--help"], ["judges", "--help"],
+                 ["judges", "render", "--help"]):
         result = invoke(*args)
         assert result.exit_code == 0, result.output
         assert "<bool>" not in result.output and "{" not in result.output, (args, result.output)

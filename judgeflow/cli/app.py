@@ -84,7 +84,24 @@ class Command(TyperCommand):
         return _usage_pieces(self, ctx)
 
 
-class Group(TyperGroup):
+class PlainGroup(TyperGroup):
+    """A group whose commands (and sub-groups' commands) print plain usage lines.
+
+    Command groups other modules declare with a bare ``typer.Typer()`` (``judgeflow judges``)
+    get ``TyperCommand``s; they are given ``Command``'s usage line as they are looked up, so
+    every help page reads the same.
+    """
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if type(command) is TyperCommand:
+            command.__class__ = Command
+        elif type(command) is TyperGroup:
+            command.__class__ = PlainGroup
+        return command
+
+
+class Group(PlainGroup):
     """The root group: runs a command under the error contract (see the module docstring)."""
 
     def invoke(self, ctx: typer.Context) -> Any:

@@ -235,6 +235,11 @@ def run(
     config = load_cli_config(config_path, set_)
     if retry_failed:
         config = config.model_copy(update={"retry_failed": True})
+    if not config.output.dir.startswith("s3://"):
+        try:
+            check_output_dir(config.output.dir)  # a file in the way: one line, even with --skip-check
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if not skip_check and not run_preflight(config, quiet_when_ok=True):
         typer.echo("nothing was sent; fix the above and run again (`judgeflow check CONFIG` re-checks)", err=True)
         raise typer.Exit(2)

@@ -123,7 +123,7 @@ def config_error(exc: BaseException, source: str | None = None) -> ConfigError:
         key = _key(tuple(item.get("loc", ())))
         message = _PYDANTIC_MESSAGES.get(str(item.get("type")), str(item.get("msg", "invalid")))
         message = message.removeprefix("Value error, ")
-        problems.append(f"{key}: {message}" if key else message)
+        problems.append(f"{key}: {message}" if key and not message.startswith(key) else message)
     if len(problems) == 1:
         what = f"invalid config: {problems[0]}"
     else:

@@ -208,3 +208,12 @@ def test_help_shows_no_python_names_or_bool_types() -> None:
         assert result.exit_code == 0, result.output
         assert "<bool>" not in result.output and "{" not in result.output, (args, result.output)
     assert "Usage: judgeflow run [OPTIONS] CONFIG" in invoke("run", "--help").output
+
+
+def test_an_unknown_judge_name_is_a_config_error_with_the_closest(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"input": {"uri": rows(tmp_path / "rows.jsonl")},
+                                      "judges": [{"name": "prometheus-absolut"}]}), encoding="utf-8")
+    result = invoke("check", str(config))
+    assert_user_error(result, 2, "prometheus-absolut", "prometheus-absolute", str(config))
+    assert "judges: judges[0]" not in result.output  # the key is said once

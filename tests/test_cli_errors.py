@@ -217,3 +217,12 @@ def test_an_unknown_judge_name_is_a_config_error_with_the_closest(tmp_path: Path
     result = invoke("check", str(config))
     assert_user_error(result, 2, "prometheus-absolut", "prometheus-absolute", str(config))
     assert "judges: judges[0]" not in result.output  # the key is said once
+
+
+def test_check_prints_every_check_and_exits_0(simulator: Simulator, tmp_path: Path) -> None:
+    config = config_file(tmp_path, simulator.openai_base_url)
+    result = invoke("check", str(config))
+    assert result.exit_code == 0, result.output
+    rows_shown = [line.split()[1] for line in result.output.splitlines() if line.startswith("  ok  ")]
+    assert rows_shown[:2] == ["config", "judge"] and {"key", "endpoint", "input", "state"} <= set(rows_shown)
+    assert "sk-cli-test" not in result.output  # keys are named, never shown

@@ -71,15 +71,19 @@ def _table(results: list[CheckResult], only_failed: bool = False) -> list[str]:
     return lines
 
 
-def run_preflight(config: BuildConfig, *, timeout_s: float = TIMEOUT_S, quiet_when_ok: bool = False) -> bool:
+def run_preflight(
+    config: BuildConfig, source: Path, *, timeout_s: float = TIMEOUT_S, quiet_when_ok: bool = False
+) -> bool:
     """Run the checks and print them; True when all passed.
 
+    The config itself was loaded (and validated) by ``load_cli_config``: it is the first row.
     ``quiet_when_ok`` (``run``): one line when everything passed; otherwise an ``error:`` line
     and only the failures.
     """
     from judgeflow.cli.run import s3_for_cli  # run.py is where the CLI may touch Prefect
 
-    results, seconds = timed(lambda: preflight(config, timeout_s=timeout_s, s3_resolver=s3_for_cli))
+    loaded = CheckResult("config", True, f"{source}: valid ({len(config.judges)} judges)")
+    results, seconds = timed(lambda: [loaded, *preflight(config, timeout_s=timeout_s, s3_resolver=s3_for_cli)])
     bad = failed(results)
     if quiet_when_ok:
         if not bad:
@@ -108,5 +112,5 @@ def check_command(
     """
     config = load_cli_config(config_path, set_)
     typer.echo(f"judgeflow check {config_path}")
-    if not run_preflight(config, timeout_s=timeout_s):
+    if not run_preflight(config, config_path, timeout_s=timeout_s):
         raise typer.Exit(2)

@@ -240,7 +240,7 @@ def run(
             check_output_dir(config.output.dir)  # a file in the way: one line, even with --skip-check
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    if not skip_check and not run_preflight(config, quiet_when_ok=True):
+    if not skip_check and not run_preflight(config, config_path, quiet_when_ok=True):
         typer.echo("nothing was sent; fix the above and run again (`judgeflow check CONFIG` re-checks)", err=True)
         raise typer.Exit(2)
     _prefect_defaults()

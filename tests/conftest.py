@@ -15,4 +15,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.prefect_server",
     "tests.fixtures.s3",
     "tests.fixtures.simulator",
+    "tests.fixtures.vllm_engine",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -66,12 +66,17 @@ def test_prometheus_eval_cases(output: str, mode: str, expected: int | str | Non
     assert _parse(output, mode) == expected
 
 
-@pytest.mark.skipif(importlib.util.find_spec("prometheus_eval") is None, reason="prometheus-eval not installed")
-@pytest.mark.parametrize(("output", "mode", "expected"), PROMETHEUS_CASES)
-def test_agrees_with_prometheus_eval(output: str, mode: str, expected: object) -> None:
-    from prometheus_eval.parser import parse_output
+@pytest.mark.vllm_cpu
+def test_agrees_with_prometheus_eval(vllm_cpu_env: object) -> None:
+    """prometheus-eval 0.1.20's own ``parse_output`` (run where it is installed: the engine env)."""
+    from tests.fixtures.vllm_engine import run_in_engine_env
 
-    assert parse_output(output, mode)[1] == _parse(output, mode)
+    probe = str(Path(__file__).parent / "probes" / "prometheus_eval_reference.py")
+    cases = [[output, mode] for output, mode, _ in PROMETHEUS_CASES]
+    theirs = run_in_engine_env(vllm_cpu_env, probe, {"job": "parse", "cases": cases})  # type: ignore[arg-type]
+    assert len(theirs) == len(PROMETHEUS_CASES)
+    for (output, mode, _), expected in zip(PROMETHEUS_CASES, theirs, strict=True):
+        assert _parse(output, mode) == expected, (output, mode)
 
 
 @pytest.mark.parametrize("text", ["", "   \n", None])

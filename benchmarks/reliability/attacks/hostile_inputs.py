@@ -43,6 +43,7 @@ JSONL = "".join(orjson.dumps(r).decode() + "\n" for r in ROWS)
 CSV = 'id,prompt,responses\nh1,"Quelle est la capitale ? ü","[""Paris"",""Lyon""]"\nh2,What is 2+2? 😀,"[""4"",""5""]"\n'
 KEY_ENV = "JF_HOSTILE_INPUTS_KEY"
 RUN_LIMIT_S = 90.0  # a bad config must be refused in about a second; this only bounds a regression
+SHORT_LINES = 8  # preflight may list other failed checks beside the one this case plants
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class ConfigCase:
     change: Callable[[dict[str, Any], Path], None]
     field: str
     overrides: tuple[str, ...] = ()
-    one_line: bool = False
+    short: bool = False
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any], Path], None]:
@@ -127,7 +128,7 @@ CONFIG_CASES = [
                         "base_url": "http://127.0.0.1:9/v1", "api_key_env": KEY_ENV}],
     }), "name"),
     ConfigCase("run_id-via---set", lambda data, root: None, "run_id", overrides=("run_id=../../../../escaped-set",)),
-    ConfigCase("output-dir-is-a-file", _output_dir_is_a_file, "output.dir", one_line=True),
+    ConfigCase("output-dir-is-a-file", _output_dir_is_a_file, "output.dir", short=True),
 ]
 
 
@@ -248,8 +249,10 @@ def _attack_config(case: ConfigCase, root: Path, rows_path: Path, env: dict[str,
     t.check("Traceback" not in out, f"{case.name}: judgeflow run printed a traceback")
     t.check(case.field in out, f"{case.name}: the error does not name {case.field!r}: {out[-300:]!r}")
     t.check(not escaped, f"{case.name}: wrote outside output.dir: {escaped[:5]}")
-    if case.one_line:
-        t.check(len(_lines(out)) == 1, f"{case.name}: error is not one line: {_lines(out)[:3]}")
+    if case.short:  # the CLI's error contract: a few lines (what, where, fix), with the field on one line
+        lines = _lines(out)
+        t.check(len(lines) <= SHORT_LINES and any(case.field in line for line in lines),
+                f"{case.name}: error is not a short message naming {case.field!r}: {lines[:SHORT_LINES + 1]}")
 
 
 @attack("hostile_inputs")

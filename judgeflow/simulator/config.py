@@ -17,6 +17,29 @@ def _rate() -> float:
     return Field(default=0.0, ge=0.0, le=1.0)  # type: ignore[no-any-return]
 
 
+class KeyLimits(BaseModel):
+    """One account's per-minute limits; None leaves that limit off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    """Requests per minute."""
+    tpm: int | None = Field(default=None, ge=1)
+    """Tokens per minute: OpenAI's TPM (prompt + max tokens), Anthropic's input tokens (ITPM)."""
+    output_tpm: int | None = Field(default=None, ge=1)
+    """Anthropic's output tokens per minute (OTPM); defaults to ``tpm``."""
+
+
+class RateLimits(KeyLimits):
+    """Provider-like limits on the live endpoints (``judgeflow.simulator.rate_limits``)."""
+
+    scope: Literal["key", "global"] = "key"
+    """``key``: every API key has its own buckets (as every provider account does);
+    ``global``: all keys share one set."""
+    per_key: dict[str, KeyLimits] = Field(default_factory=dict)
+    """Limits for named keys (scope ``key``), instead of ``rpm``/``tpm``/``output_tpm``."""
+
+
 class SimulatorConfig(BaseModel):
     """All knobs of the provider simulator. Rates are probabilities in [0, 1]."""
 
@@ -52,6 +75,9 @@ class SimulatorConfig(BaseModel):
     """Sent as ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms`` on 429/529."""
     position_bias_rate: Rate = _rate()
     """Fraction of relative / pairwise prompts answered "A" regardless of content."""
+    rate_limits: RateLimits | None = None
+    """Per-minute request and token limits enforced like OpenAI's and Anthropic's (429 with
+    ``retry-after`` beyond them, their rate-limit headers on every reply). Off by default."""
 
     # --- batch control plane -------------------------------------------------------------
     status_429_rate: Rate = _rate()
@@ -111,4 +137,4 @@ class SimulatorConfig(BaseModel):
         )
 
 
-__all__ = ["SimulatorConfig"]
+__all__ = ["KeyLimits", "RateLimits", "SimulatorConfig"]

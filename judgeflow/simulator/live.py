@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from judgeflow.simulator import judge, wire
+from judgeflow.simulator.rate_limits import Admission, go_duration
 from judgeflow.simulator.state import SimState
 
 STATE_KEY: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
@@ -130,6 +131,63 @@ async def _fault_or_none(
     )
 
 
+def _admit(
+    state: SimState, request: web.Request, body: dict[str, Any], prompt_chars: int, *, anthropic: bool
+) -> tuple[Admission | None, web.Response | None]:
+    """The ``rate_limits`` mode: (admission whose headers go on the reply, or None when the mode
+    is off; the provider's 429 when the request is beyond the key's limits)."""
+    limits = state.config.rate_limits
+    if limits is None:
+        return None, None
+    key = api_key_of(request, anthropic=anthropic) or ""
+    max_tokens = body.get("max_tokens") if anthropic else (body.get("max_completion_tokens") or body.get("max_tokens"))
+    admission = state.limits.admit(
+        limits, key, anthropic=anthropic, input_tokens=wire.tokens(prompt_chars),
+        max_tokens=int(max_tokens or 0),
+    )
+    if admission.refused is None:
+        state.counts["rate_admitted"] += 1
+        return admission, None
+    state.counts["rate_limited"] += 1
+    state.counts[f"rate_limited_{admission.refused}"] += 1
+    rid = state.next_id("req_")
+    headers = admission.headers
+    wait = go_duration(admission.retry_after_s)
+    if anthropic:
+        what = "requests" if admission.refused == "requests" else "input or output tokens"
+        return admission, wire.anthropic_error(
+            429, "rate_limit_error",
+            f"This request would exceed your organization's rate limit of {admission.limit} {what} per minute. "
+            "Please reduce the prompt length or the maximum tokens requested, or try again later.",
+            request_id=rid, extra_headers=headers,
+        )
+    unit = "requests per min (RPM)" if admission.refused == "requests" else "tokens per min (TPM)"
+    return admission, wire.openai_error(
+        429,
+        f"Rate limit reached for {body.get('model') or 'gpt-sim'} in organization org-sim on {unit}: "
+        f"Limit {admission.limit}. Please try again in {wait}.",
+        type_=admission.refused, code="rate_limit_exceeded", request_id=rid, extra_headers=headers,
+    )
+
+
+def _with_limits(response: web.StreamResponse, admission: Admission | None) -> web.StreamResponse:
+    """Every reply of a limited key carries the rate-limit headers (errors included)."""
+    if admission is not None:
+        response.headers.update(admission.headers)
+    return response
+
+
+def _release(state: SimState, request: web.Request, admission: Admission | None, output_tokens: int) -> None:
+    """Anthropic: the unused part of ``max_tokens`` goes back to the OTPM bucket."""
+    limits = state.config.rate_limits
+    if admission is None or limits is None or "output" not in admission.charged:
+        return
+    state.limits.release(
+        limits, api_key_of(request, anthropic=True) or "", anthropic=True,
+        unused_output_tokens=int(admission.charged["output"]) - output_tokens,
+    )
+
+
 def _error_200(state: SimState, *, anthropic: bool) -> web.Response:
     """HTTP 200 whose body is an error, with no ``choices`` / ``content`` (``rate_200_error``)."""
     rid = state.next_id("req_")
@@ -176,14 +234,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             400, "The simulator does not stream.", type_="invalid_request_error", param="stream",
             request_id=state.next_id("req_"),
         )
+    prompt, chars = wire.prompt_of(body["messages"])
+    admission, refusal = _admit(state, request, body, chars, anthropic=False)
+    if refusal is not None:
+        return refusal
     error, key, u_unparse = await _fault_or_none(state, request, raw, anthropic=False)
     if error is not None:
-        return error
-    prompt, chars = wire.prompt_of(body["messages"])
+        return _with_limits(error, admission)
     text = _reply_text(state, body, prompt, wire.wants_json(body), u_unparse)
     reply = wire.chat_completion(state, body, text, chars)
     state.record_success(key)
-    return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))
+    return _with_limits(wire.json_response(reply, headers=wire.request_headers(state.next_id("req_"))), admission)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -209,14 +270,20 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return wire.anthropic_error(
             400, "invalid_request_error", "The simulator does not stream.", request_id=state.next_id("req_")
         )
+    prompt, chars = wire.prompt_of(body["messages"])
+    prompt_chars = wire.anthropic_prompt_chars(body, chars)
+    admission, refusal = _admit(state, request, body, prompt_chars, anthropic=True)
+    if refusal is not None:
+        return refusal
     error, key, u_unparse = await _fault_or_none(state, request, raw, anthropic=True)
     if error is not None:
-        return error
-    prompt, chars = wire.prompt_of(body["messages"])
+        _release(state, request, admission, 0)
+        return _with_limits(error, admission)
     text = _reply_text(state, body, prompt, False, u_unparse)
-    reply = wire.anthropic_message(state, body, text, wire.anthropic_prompt_chars(body, chars))
+    reply = wire.anthropic_message(state, body, text, prompt_chars)
     state.record_success(key)
-    return wire.json_response(reply, headers=wire.request_headers(state.next_id("req_")))
+    _release(state, request, admission, reply["usage"]["output_tokens"])
+    return _with_limits(wire.json_response(reply, headers=wire.request_headers(state.next_id("req_"))), admission)
 
 
 __all__ = ["STATE_KEY", "authorized", "chat_completions", "messages", "unauthorized"]

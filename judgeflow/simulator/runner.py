@@ -66,8 +66,8 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig | None = None, process: bool = False, **overrides: Any) -> None:
         base = config or SimulatorConfig()
-        self.config = base.model_copy(update=overrides) if overrides else base
-        SimulatorConfig.model_validate(self.config.model_dump())
+        # validated, so nested settings given as dicts (``rate_limits={"rpm": 60}``) become models
+        self.config = SimulatorConfig.model_validate(base.model_dump() | overrides) if overrides else base
         self.process = process
         self.port: int | None = None
         self._thread: threading.Thread | None = None

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any, Literal
 
 from judgeflow.simulator.config import SimulatorConfig
+from judgeflow.simulator.rate_limits import RateLimiter
 
 LiveFault = Literal["429", "500", "529", "timeout"] | None
 
@@ -40,6 +41,7 @@ class SimState:
         self.files: dict[str, dict[str, Any]] = {}
         self.openai_batches: dict[str, Any] = {}
         self.anthropic_batches: dict[str, Any] = {}
+        self.limits = RateLimiter()  # the ``rate_limits`` mode's buckets, per key
 
     # --- ids -------------------------------------------------------------------------
     def next_id(self, prefix: str) -> str:

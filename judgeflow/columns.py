@@ -19,13 +19,23 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
+from judgeflow.errors import ConfigError
 
-class InputError(Exception):
+
+class InputError(ConfigError):
     """A source that cannot be read at all, or whose columns cannot be mapped.
 
     Raised once per source with a message naming the file and what was expected/found; rows that
-    are merely invalid never raise, they go to quarantine.
+    are merely invalid never raise, they go to quarantine. A user's mistake (``UserError``): the
+    command line prints it with where (``input.uri``) and how to fix it; ``str()`` is the message
+    alone, as the callers that quote it inside their own messages expect.
     """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what, "input.uri", "fix the file or input.columns; `judgeflow validate FILE` shows what it holds")
+
+    def __str__(self) -> str:
+        return self.what
 
 
 # First alias present in the source wins; order = most specific first.

@@ -3,8 +3,8 @@
 The core raises a ``UserError`` where it detects a user's mistake (a missing file, a key not set,
 an endpoint that does not answer); the command line prints it without a traceback and exits with
 its ``exit_code`` (2: usage or config, 1: the build failed). ``explain`` turns the exceptions that
-libraries and older code raise for the same mistakes (a missing S3 credential, a busy port, an
-``InputError``) into one, so the command line has a single place that decides what a user sees.
+libraries raise for the same mistakes (a missing S3 credential, a busy port) into one, so the
+command line has a single place that decides what a user sees.
 
 Importing this module is cheap: it never imports boto3, httpx or Prefect; foreign exceptions are
 recognised by their class names.
@@ -84,10 +84,6 @@ def explain(exc: BaseException) -> UserError | None:
     if isinstance(exc, UserError):
         return exc
     name = type(exc).__name__
-    if name == "InputError":  # judgeflow.columns: an input file that cannot be read or mapped
-        return ConfigError(
-            str(exc), "input.uri", "fix the file or input.columns; `judgeflow validate FILE` shows what it holds"
-        )
     if name == "ValidationError" and hasattr(exc, "errors"):  # pydantic: a config that does not validate
         return config_error(exc)
     known = _BY_CLASS_NAME.get(name)

@@ -226,3 +226,84 @@ def test_check_prints_every_check_and_exits_0(simulator: Simulator, tmp_path: Pa
     rows_shown = [line.split()[1] for line in result.output.splitlines() if line.startswith("  ok  ")]
     assert rows_shown[:2] == ["config", "judge"] and {"key", "endpoint", "input", "state"} <= set(rows_shown)
     assert "sk-cli-test" not in result.output  # keys are named, never shown
+
+
+def _columns_file(tmp_path: Path, name: str) -> str:
+    """Rows whose columns no alias finds (``question``/``answers``), in a file of ``name``."""
+    path = tmp_path / name
+    path.write_bytes(b"".join(
+        orjson.dumps({"question": f"Q{i}?", "answers": [f"a{i}", f"b{i}"]}) + b"\n" for i in range(4)
+    ))
+    return str(path)
+
+
+def _capture_build(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """``run`` stops where the flow would start; the config it would build with is kept."""
+    import typer
+
+    import judgeflow.cli.run as run_module
+
+    seen: list[Any] = []
+
+    def fake_build(config: Any) -> Any:
+        seen.append(config)
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(run_module, "_build", fake_build)
+    return seen
+
+
+def test_run_takes_format_and_column_flags_like_validate(
+    simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _capture_build(monkeypatch)
+    config = config_file(tmp_path, simulator.openai_base_url, input={"uri": _columns_file(tmp_path, "rows.data")})
+    without = invoke("run", str(config))
+    assert without.exit_code == 2 and not seen, without.output  # the preflight's input row fails
+    result = invoke("run", str(config), "--format", "jsonl",
+                    "--column", "instruction=question", "-c", "responses=answers")
+    assert result.exit_code == 0, result.output
+    assert seen[0].input.format == "jsonl"
+    assert seen[0].input.columns == {"instruction": "question", "responses": "answers"}
+
+
+def test_run_flags_override_the_config_keys(simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture_build(monkeypatch)
+    config = config_file(tmp_path, simulator.openai_base_url, input={
+        "uri": _columns_file(tmp_path, "cols.jsonl"), "columns": {"instruction": "question", "responses": "nope"}})
+    result = invoke("run", str(config), "--column", "responses=answers")
+    assert result.exit_code == 0, result.output
+    assert seen[0].input.columns == {"instruction": "question", "responses": "answers"}
+
+
+def test_run_bad_column_and_format_flags_are_named(simulator: Simulator, tmp_path: Path) -> None:
+    config = config_file(tmp_path, simulator.openai_base_url)
+    assert_user_error(invoke("run", str(config), "--column", "instructoin=question"), 2,
+                      "--column instructoin=question", "did you mean 'instruction'")
+    assert_user_error(invoke("run", str(config), "--column", "instruction"), 2, "--column instruction", "FIELD=COLUMN")
+    assert_user_error(invoke("run", str(config), "--format", "ultrafeedbak"), 2, "--format ultrafeedbak",
+                      "ultrafeedback")
+
+
+def test_input_error_is_a_user_error_with_where_and_fix() -> None:
+    from judgeflow.columns import InputError
+    from judgeflow.errors import ConfigError, explain
+
+    error = InputError("rows.jsonl: cannot read")
+    assert isinstance(error, ConfigError)
+    assert str(error) == "rows.jsonl: cannot read"  # embedded in other messages as it always was
+    assert explain(error) is error
+    assert error.lines() == [
+        "error: rows.jsonl: cannot read",
+        "  where: input.uri",
+        "  fix:   fix the file or input.columns; `judgeflow validate FILE` shows what it holds",
+    ]
+
+
+def test_explain_matches_no_judgeflow_class_by_name() -> None:
+    from judgeflow.errors import explain
+
+    class InputError(Exception):  # another library's class of the same name is not ours
+        pass
+
+    assert explain(InputError("x")) is None

@@ -11,11 +11,13 @@ the flows and the tasks, always inside functions.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import shutil
 import time
 import traceback
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +27,7 @@ import typer
 
 from judgeflow.cli.app import app, debug_enabled
 from judgeflow.cli.check import ConfigArgument, SetOption, load_cli_config, run_preflight
-from judgeflow.config import BuildConfig, S3Settings
+from judgeflow.config import BuildConfig, InputConfig, S3Settings
 from judgeflow.demo import SERVE_S3_PORT, SERVE_SIM_PORT
 from judgeflow.errors import ConfigError
 from judgeflow.names import check_output_dir
@@ -208,6 +210,42 @@ def _fail_if(result: dict[str, Any], reason: str | None) -> None:
         raise typer.Exit(1)
 
 
+def _input_formats() -> tuple[str, ...]:
+    """The values ``input.format`` takes (its ``Literal``), for ``--format``'s error message."""
+    literal = next(arg for arg in typing.get_args(InputConfig.model_fields["format"].annotation) if arg is not type(None))
+    return typing.get_args(literal)
+
+
+def with_input_flags(config: BuildConfig, format: str | None, columns: list[str]) -> BuildConfig:
+    """``--format`` and ``--column FIELD=COLUMN`` (as ``judgeflow validate`` takes them) on top of
+    ``input.format`` / ``input.columns``; a bad flag is one ``ConfigError`` naming it as typed."""
+    if format is None and not columns:
+        return config
+    update: dict[str, Any] = {}
+    if format is not None:
+        known = _input_formats()
+        if format not in known:
+            close = difflib.get_close_matches(format, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"--format {format}: not a format judgeflow reads", "--format",
+                              f"{hint}formats are {', '.join(known)}")
+        update["format"] = format
+    mapping = dict(config.input.columns)
+    for pair in columns:
+        field, sep, source = (part.strip() for part in pair.partition("="))
+        if not sep or not field or not source:
+            raise ConfigError(f"--column {pair}: expected FIELD=COLUMN", "--column", "e.g. --column instruction=question")
+        mapping[field] = source
+    if columns:
+        try:
+            update["columns"] = InputConfig.model_validate({**config.input.model_dump(), "columns": mapping}).columns
+        except ValueError as exc:  # an unknown field: the validator names it and the closest one
+            what = str(exc.errors()[0]["msg"]).removeprefix("Value error, ") if callable(
+                getattr(exc, "errors", None)) else str(exc)
+            raise ConfigError(f"--column {' --column '.join(columns)}: {what}", "--column") from None
+    return config.model_copy(update={"input": config.input.model_copy(update=update)})
+
+
 def _prefect_defaults() -> None:
     """Settings for a flow run from the shell: no telemetry, and time for a temporary local API
     to start on a busy 2-core box (Prefect's default gives up after 20 s)."""
@@ -225,6 +263,14 @@ def run(
     skip_check: Annotated[bool, typer.Option(
         "--skip-check", help="Skip the preflight checks (emergencies only: mistakes then surface late)."
     )] = False,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f", help="input.format: a dataset format (ultrafeedback, preference, hh-rlhf, trl, messages, "
+        "distilabel, openpo, pairwise, judgeflow) or a file type (jsonl, parquet, csv), as for `judgeflow validate`."
+    )] = None,
+    column: Annotated[list[str] | None, typer.Option(
+        "--column", "-c", metavar="FIELD=COLUMN",
+        help="input.columns override, e.g. instruction=question (repeatable), as for `judgeflow validate`.",
+    )] = None,
 ) -> None:
     """Run one preference-dataset build from a config file.
 
@@ -232,7 +278,7 @@ def run(
     1 it failed (a judge failed more than max_failed_fraction of its requests, or no pairs came
     out), 2 the config is invalid or a check failed.
     """
-    config = load_cli_config(config_path, set_)
+    config = with_input_flags(load_cli_config(config_path, set_), format, column or [])
     if retry_failed:
         config = config.model_copy(update={"retry_failed": True})
     if not config.output.dir.startswith("s3://"):

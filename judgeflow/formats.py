@@ -275,6 +275,27 @@ DATASET_FORMATS = (*FORMATS, *FORMAT_ALIASES)
 FORMAT_CHOICES = (*FILE_TYPES, *DATASET_FORMATS)
 
 
+# The source columns behind a conversion's private keys, as a summary or log names them.
+_PRIVATE_SOURCES: dict[str, dict[str, str]] = {
+    "preference": {
+        INSTRUCTION_KEY: "prompt", RESPONSES_KEY: "chosen/rejected", MODELS_KEY: "chosen_model/rejected_model",
+        ID_KEY: "id:chosen_index-rejected_index",
+    },
+    "messages": {INSTRUCTION_KEY: "messages", RESPONSES_KEY: "messages"},
+}
+
+
+def shown_columns(columns: dict[str, str | None], dataset_format: str | None) -> dict[str, str]:
+    """The fields read and the user's columns they came from (``ResolvedColumns`` as a dict):
+    never a conversion's private ``__jf_*`` key, and no field the source does not have."""
+    sources = _PRIVATE_SOURCES.get(FORMAT_ALIASES.get(dataset_format or "", dataset_format or ""), {})
+    return {
+        fld: sources.get(col, f"{dataset_format} format") if col.startswith("__jf_") else col
+        for fld, col in columns.items()
+        if col is not None
+    }
+
+
 def split_format(value: str | None, source: str) -> tuple[str | None, DatasetFormat | None]:
     """(file type, dataset format) named by one ``--format`` / ``input.format`` value."""
     if value is None or not value.strip():

@@ -19,6 +19,7 @@ from prefect.logging import get_logger
 
 from judgeflow.columns import ColumnMapping
 from judgeflow.config import InputConfig, S3Settings
+from judgeflow.formats import shown_columns
 from judgeflow.loading import load_rows
 from judgeflow.storage.s3 import MIB, S3Config, is_transient_s3_error
 from judgeflow.storage.writer import write_frame
@@ -95,7 +96,9 @@ def load_rows_task(
     """Load + validate ``uri``; write ``rows.parquet`` and ``quarantine.parquet`` to ``out_dir``.
 
     Returns ``{"rows_path", "quarantine_path", "counts": {rows_in, rows_valid,
-    rows_quarantined}, "reasons": {field: n}, "source", "format", "columns"}``.
+    rows_quarantined}, "reasons": {field: n}, "source", "format", "dataset_format", "columns"}``:
+    ``dataset_format`` the layout the rows were read as (``judgeflow.formats``, None when mapped by
+    hand), ``columns`` each field read and the user's column it came from.
     """
     logger = run_logger()
     result = load_rows(
@@ -110,8 +113,10 @@ def load_rows_task(
     quarantine_path = write_frame(result.quarantine, out / "quarantine.parquet")
     counts = result.counts.model_dump()
     reasons = reasons_by_field(result.quarantine)
+    columns = shown_columns(result.columns.model_dump(), result.dataset_format) if result.columns else None
+    layout = f", {result.dataset_format} format" if result.dataset_format else ""
     logger.info(
-        "%s: %d rows in, %d valid, %d quarantined", uri, counts["rows_in"],
+        "%s (%s%s): %d rows in, %d valid, %d quarantined", uri, result.format, layout, counts["rows_in"],
         counts["rows_valid"], counts["rows_quarantined"],
     )
     for note in result.notes:  # decoded from UTF-16, holds no rows, ...
@@ -130,7 +135,8 @@ def load_rows_task(
         "reasons": reasons,
         "source": result.source,
         "format": result.format,
-        "columns": result.columns.model_dump() if result.columns else None,
+        "dataset_format": result.dataset_format,
+        "columns": columns,
     }
 
 

@@ -251,3 +251,28 @@ def test_config_format_choices_match_the_loader() -> None:
 
     literal = get_args(InputConfig.model_fields["format"].annotation)[0]
     assert set(get_args(literal)) == set(FORMAT_CHOICES)
+
+
+def test_load_task_reports_the_dataset_format_and_no_private_column_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build's load step says which format it read, with the user's column names only."""
+    import tasks.io as io_tasks
+
+    lines: list[str] = []
+
+    class Logger:
+        def info(self, message: str, *args: object) -> None:
+            lines.append(message % args)
+
+        warning = info
+
+    monkeypatch.setattr(io_tasks, "run_logger", lambda: Logger())
+    for name, fmt in (("preference_pairs.jsonl", "preference"), ("messages.jsonl", "messages"),
+                      ("ultrafeedback.jsonl", "ultrafeedback")):
+        out = io_tasks.load_rows_task.fn(str(DATA / name), str(tmp_path / fmt))
+        assert out["dataset_format"] == fmt
+        assert not any(str(v).startswith("__jf") for v in out["columns"].values()), out["columns"]
+        assert all(v is not None for v in out["columns"].values()), out["columns"]  # only columns read
+        assert f"{fmt} format" in lines[-1] or any(f"{fmt} format" in line for line in lines), lines
+    assert out["columns"]["responses"] == "completions"

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from judgeflow.clients.rate_headers import RateLimitSnapshot, read_rate_limits
 from judgeflow.specs import Sampling
 
 
@@ -26,6 +27,7 @@ class Completion:
     finish_reason: str | None = None
     request_id: str | None = None
     attempts: int = 1  # HTTP attempts it took, transport retries included
+    rate_limits: RateLimitSnapshot | None = None  # the reply's rate-limit headers, for pacing
 
 
 class ClientError(Exception):
@@ -40,6 +42,7 @@ class ClientError(Exception):
         super().__init__(redact(message))
         self.status = status
         self.attempts = 1
+        self.rate_limits: RateLimitSnapshot | None = None  # a 429's headers say when to go on
 
     @property
     def status_code(self) -> int | None:
@@ -171,8 +174,12 @@ def error_for_status(
     """
     text = redact(f"HTTP {status}: {message}", secret)[:500]
     should = headers.get("x-should-retry") if headers is not None else None
+    error: ClientError
     if should == "false":
-        return PermanentError(text, status=status)
-    if should == "true" or is_retryable_status(status):
-        return TransientError(text, status=status, retry_after=parse_retry_after(headers))
-    return PermanentError(text, status=status)
+        error = PermanentError(text, status=status)
+    elif should == "true" or is_retryable_status(status):
+        error = TransientError(text, status=status, retry_after=parse_retry_after(headers))
+    else:
+        error = PermanentError(text, status=status)
+    error.rate_limits = read_rate_limits(headers)
+    return error

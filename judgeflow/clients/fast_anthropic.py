@@ -83,8 +83,9 @@ class FastAnthropicClient(PooledJSONTransport):
         sampling: Sampling,
         response_format: dict[str, Any] | None = None,  # noqa: ARG002 - not supported here
     ) -> Completion:
-        data, header_id = await self.post_json(anthropic_body(self.model, system, user, sampling))
+        data, header_id, rate = await self.post_json_paced(anthropic_body(self.model, system, user, sampling))
         completion = parse_anthropic_reply(data)
         if header_id:
             completion.request_id = header_id
+        completion.rate_limits = rate
         return completion

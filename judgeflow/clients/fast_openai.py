@@ -137,11 +137,12 @@ class FastOpenAIClient(PooledJSONTransport):
         sampling: Sampling,
         response_format: dict[str, Any] | None = None,
     ) -> Completion:
-        data, header_id = await self.post_json(
+        data, header_id, rate = await self.post_json_paced(
             openai_body(self.model, system, user, sampling, response_format, vllm_extras=self.vllm_extras,
                         max_tokens_field=self.max_tokens_field)
         )
         completion = parse_openai_reply(data)
         if header_id:
             completion.request_id = header_id
+        completion.rate_limits = rate
         return completion

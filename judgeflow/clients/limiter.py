@@ -1,4 +1,5 @@
-"""Requests-per-minute and tokens-per-minute limits as async token buckets.
+"""Requests-per-minute and tokens-per-minute limits as async token buckets: the configured ones
+(``RateLimiter``) and the ones the provider announces in its reply headers (``HeaderPacer``).
 
 Cheap by design: a bucket is two floats and a timestamp. A caller *reserves* its tokens at once
 (the balance may go negative) and sleeps exactly as long as the deficit takes to refill, so there
@@ -13,8 +14,13 @@ the HTTP connector limit), so it is not repeated here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from judgeflow.clients.rate_headers import RateLimitSnapshot
 
 
 class TokenBucket:
@@ -103,3 +109,131 @@ def estimate_tokens(system: str | None, user: str, max_tokens: int) -> int:
     """
     chars = len(user) + (len(system) if system else 0)
     return chars // 4 + max_tokens
+
+
+# --- pacing to the limits the provider announces ---------------------------------------------
+
+
+class _Mirror:
+    """A local copy of one of the provider's buckets (requests or tokens), kept in step with
+    the ``remaining`` its replies report. ``level`` counts what this process has reserved,
+    requests still waiting to be sent included, so it is a ledger of commitments."""
+
+    __slots__ = ("limit", "rate", "level", "stamp", "floor", "reserved", "seen")
+
+    def __init__(self) -> None:
+        self.limit = 0  # 0: not known yet (no header seen): no pacing
+        self.rate = 0.0
+        self.level = 0.0
+        self.stamp = 0.0
+        self.floor = 0.0
+        self.reserved = 0.0  # total reserved by this process, ever
+        self.seen = -1.0  # ``reserved`` mark of the newest reply applied
+
+    def refill(self, now: float) -> None:
+        if self.limit:
+            self.level = min(float(self.limit), self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def reserve(self, amount: float, now: float) -> tuple[float, float]:
+        """Take ``amount``; return (seconds to wait, this reservation's mark)."""
+        self.refill(now)
+        self.reserved += amount
+        if not self.limit:
+            return 0.0, self.reserved
+        self.level -= min(amount, float(self.limit))
+        short = self.floor - self.level
+        return (short / self.rate if short > 0 else 0.0), self.reserved
+
+    def observe(self, limit: int, remaining: int, mark: float, sent_at: float, now: float, floor_share: float) -> None:
+        """Mirror the server: its ``remaining`` when it admitted the request with ``mark``,
+        less what was reserved here after that one, plus the refill since it was sent."""
+        if limit <= 0 or mark <= self.seen:
+            return  # an older reply than one already applied says less about other workers
+        if limit != self.limit:
+            self.limit, self.rate = limit, limit / 60.0
+            self.floor = max(1.0, floor_share * limit)
+        self.seen = mark
+        later = self.reserved - mark
+        self.level = min(float(limit), remaining - later + max(0.0, now - sent_at) * self.rate)
+        self.stamp = now
+
+
+@dataclass(slots=True)
+class PaceTicket:
+    """What ``HeaderPacer.acquire`` hands out: marks for matching the reply to the send."""
+
+    request_mark: float
+    token_mark: float
+    sent_at: float
+
+
+class HeaderPacer:
+    """Paces one provider account (provider, key, base URL) to the limits its replies announce.
+
+    Every reply says the account's per-minute limit and what remains; the pacer mirrors both
+    buckets (requests, tokens) locally, refills them at ``limit / 60`` per second as the
+    provider does, and makes a request wait while sending it would take the account below a
+    small reserve (``floor_share`` of the limit). The reserve costs no throughput (a bucket
+    only wastes refill when it is full) and absorbs what other workers on the same key sent
+    after the newest reply seen here, so several processes share one key with few 429s. A 429
+    carries the same headers (remaining 0), so the pacer waits for the refill, not guesswork.
+
+    Until the first reply nothing is known and nothing waits. Shared by every client and chunk
+    of one process that uses the same account (``pacer_for``); thread-safe, since chunk tasks
+    may run their event loops on different threads.
+    """
+
+    def __init__(self, *, floor_share: float = 0.02, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.floor_share = floor_share
+        self.requests = _Mirror()
+        self.tokens = _Mirror()
+        self.waited_s = 0.0
+
+    def reserve(self, estimated_tokens: int) -> tuple[PaceTicket, float]:
+        """Reserve one request of about ``estimated_tokens``; (ticket, seconds to wait)."""
+        with self._lock:
+            now = self._clock()
+            wait_r, mark_r = self.requests.reserve(1.0, now)
+            wait_t, mark_t = self.tokens.reserve(float(estimated_tokens), now)
+            wait = max(wait_r, wait_t)
+            self.waited_s += wait
+            return PaceTicket(mark_r, mark_t, now + wait), wait
+
+    async def acquire(self, estimated_tokens: int) -> PaceTicket:
+        ticket, wait = self.reserve(estimated_tokens)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return ticket
+
+    def observe(self, ticket: PaceTicket | None, snapshot: RateLimitSnapshot | None) -> None:
+        """Bring the mirrors in step with a reply's headers (a success's or a 429's)."""
+        if ticket is None or snapshot is None:
+            return
+        with self._lock:
+            now = self._clock()
+            s = snapshot
+            if s.requests_limit and s.requests_remaining is not None:
+                self.requests.observe(s.requests_limit, s.requests_remaining, ticket.request_mark,
+                                      ticket.sent_at, now, self.floor_share)
+            if s.tokens_limit and s.tokens_remaining is not None:
+                self.tokens.observe(s.tokens_limit, s.tokens_remaining, ticket.token_mark,
+                                    ticket.sent_at, now, self.floor_share)
+
+
+_pacers: dict[tuple[str, str], HeaderPacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def pacer_for(url: str, api_key: str | None) -> HeaderPacer:
+    """The one pacer of this process for the account behind (``url``, ``api_key``): every chunk
+    task and client of a build that uses that account shares its budget. The key is kept only
+    as a hash."""
+    account = (url, hashlib.sha256((api_key or "").encode()).hexdigest())
+    with _pacers_lock:
+        pacer = _pacers.get(account)
+        if pacer is None:
+            pacer = _pacers[account] = HeaderPacer()
+        return pacer

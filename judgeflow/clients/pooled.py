@@ -21,6 +21,7 @@ from judgeflow.clients.base import (
     redact,
     remember_secret,
 )
+from judgeflow.clients.rate_headers import RateLimitSnapshot, read_rate_limits
 
 
 #: How much of an error body is kept before redaction; the final message is cut to 500 chars
@@ -73,8 +74,23 @@ class PooledJSONTransport:
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers, timeout=self.timeout)
         return self._session
 
+    @property
+    def rate_account(self) -> tuple[str, str | None]:
+        """(URL, key): the provider account whose announced limits pace this client."""
+        return self.url, self._api_key
+
     async def post_json(self, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-        """Send ``body``; the decoded reply object and the request id header, or a ClientError."""
+        """Send ``body``; the decoded reply object and the request id header, or a ClientError.
+
+        ``post_json_paced`` also returns the reply's rate-limit headers."""
+        data, header_id, _ = await self.post_json_paced(body)
+        return data, header_id
+
+    async def post_json_paced(
+        self, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], str | None, RateLimitSnapshot | None]:
+        """``post_json`` plus the reply's rate-limit headers (None when it sent none); an error
+        carries them as ``ClientError.rate_limits``."""
         session = self._get_session()
         try:
             async with session.post(self.url, data=orjson.dumps(body)) as resp:
@@ -82,6 +98,7 @@ class PooledJSONTransport:
                 if resp.status != 200:
                     raise error_for_status(resp.status, error_message(raw), resp.headers, secret=self._api_key)
                 header_id = resp.headers.get(self.request_id_header)
+                rate = read_rate_limits(resp.headers)
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
             raise TimeoutError(f"no reply within {self.timeout.total:g} s") from None
         except aiohttp.ClientError as exc:
@@ -92,7 +109,7 @@ class PooledJSONTransport:
             raise TransientError("reply is not JSON") from None
         if not isinstance(data, dict):
             raise PermanentError("reply is not a JSON object")
-        return data, header_id
+        return data, header_id, rate
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from judgeflow.names import check_name
@@ -226,6 +225,8 @@ class BuildConfig(_Strict):
 
 def load_config(path: str | Path) -> BuildConfig:
     """Read a YAML (or JSON) build config; errors name the file and the offending key."""
+    import yaml  # config files only: ``judgeflow.judge`` builds its config in Python
+
     path = Path(path)
     try:
         data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -240,6 +241,8 @@ def load_config(path: str | Path) -> BuildConfig:
 
 def dump_config(config: BuildConfig, path: str | Path) -> None:
     """Write ``config`` as YAML a person can copy and edit."""
+    import yaml
+
     Path(path).write_text(
         yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False),
         encoding="utf-8",

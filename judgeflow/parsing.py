@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import orjson
-import regex
 
 from judgeflow.specs import JudgeSpec
+
+if TYPE_CHECKING:
+    import regex
 
 VerdictAB = Literal["A", "B"]
 
@@ -225,7 +227,12 @@ CUSTOM_REGEX_TIMEOUT_S = 0.5
 
 
 def compile_score_regex(pattern: str) -> regex.Pattern[str]:
-    """Compile a user's ``score_regex`` the way ``parse_custom`` runs it (raises ``regex.error``)."""
+    """Compile a user's ``score_regex`` the way ``parse_custom`` runs it (raises ``regex.error``).
+
+    ``regex`` is imported here: only a judge with a custom ``score_regex`` needs it.
+    """
+    import regex
+
     return regex.compile(pattern, regex.IGNORECASE | regex.MULTILINE)
 
 
@@ -247,6 +254,8 @@ def parse_custom(text: str | None, pattern: str, kind: str = "absolute") -> Pars
     recorded), the event loop is never held longer, and the message says to simplify the
     pattern. Ordinary patterns read a 1 MB reply well inside the bound.
     """
+    import regex
+
     text = _require_text(text)
     try:
         compiled = compile_score_regex(pattern)

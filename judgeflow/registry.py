@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import regex
-import yaml
 from pydantic import ValidationError
 
 from judgeflow.parsing import compile_score_regex
@@ -196,7 +194,12 @@ def load_specs(source: str | Path | Mapping[str, Any] | list[Any]) -> list[Judge
         path = Path(source)
         where = str(path)
         text = path.read_text(encoding="utf-8")
-        data = orjson.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        if path.suffix.lower() == ".json":
+            data = orjson.loads(text)
+        else:
+            import yaml  # only for registry files, not for a judge defined in Python
+
+            data = yaml.safe_load(text)
     if isinstance(data, Mapping):
         if "judges" not in data:
             raise ValueError(f"{where}: expected a list of judges or a mapping with a 'judges' list")
@@ -229,6 +232,8 @@ def check_spec(spec: JudgeSpec, label: str | None = None) -> None:
     except ValueError as exc:
         raise ValueError(f"{label}: {exc}") from None
     if spec.score_regex is not None:
+        import regex  # only a custom score_regex needs it
+
         try:
             compile_score_regex(spec.score_regex)
         except regex.error as exc:

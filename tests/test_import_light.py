@@ -1,5 +1,6 @@
 """``judgeflow.judge`` from a notebook stays light (issue 15 item 6): statistics, plotting and S3
-libraries are imported only by the code that uses them, never by a plain ``judge``.
+libraries, YAML, regex and jinja2 are imported only by the code that uses them, never by a plain
+``judge``.
 
 A module check in a fresh interpreter, not a timing: ``benchmarks/import_cost.py`` measures
 the time and memory this buys.
@@ -17,6 +18,9 @@ import pytest
 from judgeflow.simulator import Simulator
 
 HEAVY = ("scipy", "sklearn", "krippendorff", "matplotlib", "boto3", "botocore")
+# Libraries only some judges or commands need: YAML (config and registry files), regex (a custom
+# score_regex), jinja2 (a custom template). A judge that uses none of them loads none.
+ON_USE = ("yaml", "regex", "jinja2")
 
 SCRIPT = """
 import json, sys
@@ -35,7 +39,7 @@ print(json.dumps({"ok": int((frame["status"] == "ok").sum()),
 @pytest.mark.timeout(120)
 def test_judge_loads_no_statistics_plotting_or_s3_library(simulator: Simulator, tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, simulator.openai_base_url, *HEAVY],
+        [sys.executable, "-c", SCRIPT, simulator.openai_base_url, *HEAVY, *ON_USE],
         capture_output=True, text=True, timeout=100, cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "JF_LIGHT_KEY": "sk-light-0123456789", "HOME": str(tmp_path)},
     )

@@ -12,12 +12,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import orjson
 import polars as pl
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from judgeflow.prompts import pairwise, prometheus
 from judgeflow.prompts.rubrics import load_rubric
 from judgeflow.specs import JudgeSpec
@@ -141,17 +139,24 @@ def _compile_pairwise(spec: JudgeSpec, fmt: str) -> CompiledPrompt:
     return CompiledPrompt(fmt, system, _hash(texts), spec.use_reference, formatter)
 
 
-# Sandboxed and immutable: a config file's template may not touch Python internals or mutate
-# its inputs. StrictUndefined: a misspelt variable is an error, not a silently empty string.
-_JINJA = ImmutableSandboxedEnvironment(
-    undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False
-)
+@lru_cache(maxsize=1)
+def _jinja() -> Any:
+    """The environment custom templates compile in, built on first use (only ``custom`` judges
+    need jinja2). Sandboxed and immutable: a config file's template may not touch Python
+    internals or mutate its inputs. StrictUndefined: a misspelt variable is an error, not a
+    silently empty string."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 def _compile_custom(spec: JudgeSpec, fmt: str) -> CompiledPrompt:
+    from jinja2 import TemplateError
+
     source = spec.custom_template or ""
     try:
-        template = _JINJA.from_string(source)
+        template = _jinja().from_string(source)
     except TemplateError as exc:
         raise ValueError(f"judge {spec.name!r}: custom_template does not compile: {exc}") from exc
     rubric = load_rubric(spec.rubric, fmt)

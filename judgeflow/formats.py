@@ -35,6 +35,9 @@ FILE_TYPES = ("jsonl", "parquet", "csv")
 FILE_TYPE_ALIASES = {"json": "jsonl", "ndjson": "jsonl", "pq": "parquet"}
 # Private keys a conversion adds to a row's canonical JSON (never in a user's data).
 INSTRUCTION_KEY, RESPONSES_KEY, MODELS_KEY, ID_KEY = "__jf_instruction", "__jf_responses", "__jf_models", "__jf_id"
+METADATA_KEY = "__jf_metadata"
+# What an UltraFeedback completion says about itself besides its text: kept in the row's metadata.
+RATING_FIELDS = ("model", "overall_score", "fine-grained_score", "annotations", "critique")
 _MESSAGES = pl.List(pl.Struct({"role": pl.String(), "content": pl.String()}))
 _NOT_MESSAGES = "must be a string or a list of {role, content} messages"
 
@@ -255,6 +258,39 @@ def _messages(records: pl.DataFrame, available: list[str], mapping: ColumnMappin
     )
 
 
+def _ultrafeedback(records: pl.DataFrame, available: list[str], mapping: ColumnMapping) -> Converted:
+    """UltraFeedback: ``completions`` are the responses (read by the loader's candidate objects);
+    each completion's ratings (``RATING_FIELDS`` it has, in response order) become the row's
+    ``metadata``: ``{"ratings": [{model, overall_score, fine-grained_score, annotations,
+    critique}, ...]}`` (not under ``completions``: the row's text must name its responses column
+    once). A source with a metadata column of its own keeps it as it is.
+
+    The completions are decoded with a type inferred over the whole file: a field whose type
+    differs between rows (a score that is sometimes "N/A") is kept as text, a key some
+    completions lack is null; a file whose completions do not decode at all keeps no ratings.
+    """
+    chosen = {k: v for k, v in (("instruction", "instruction"), ("responses", "completions"))
+              if v in available and getattr(mapping, k) is None}
+    key = mapping.responses or "completions"
+    if mapping.metadata is not None or any(a in available for a in ALIASES["metadata"]):
+        return Converted(records, chosen, {})
+    texts = records.select(pl.col("canon").str.json_path_match(json_path(key))).to_series()
+    texts = pl.select(pl.when(texts.str.starts_with("[{")).then(texts)).to_series()
+    try:
+        decoded = texts.str.json_decode(infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return Converted(records, chosen, {})
+    inner = decoded.dtype.inner if isinstance(decoded.dtype, pl.List) else None  # type: ignore[union-attr]
+    kept = [f for f in RATING_FIELDS if isinstance(inner, pl.Struct) and f in {x.name for x in inner.fields}]
+    if not kept:
+        return Converted(records, chosen, {})
+    ratings = decoded.list.eval(pl.struct(*(pl.element().struct.field(f) for f in kept)))
+    frame = _with_private_keys(
+        records.with_columns(ratings.alias("_ratings")), {METADATA_KEY: pl.struct(pl.col("_ratings").alias("ratings"))}
+    )
+    return Converted(frame.select(*records.columns), {**chosen, "metadata": METADATA_KEY}, {"metadata": key})
+
+
 # ------------------------------------------------------------------------------------ registry
 
 FORMATS: dict[str, DatasetFormat] = {
@@ -265,7 +301,8 @@ FORMATS: dict[str, DatasetFormat] = {
         DatasetFormat("distilabel", (("instruction",), ("generations",)), {"instruction": "instruction", "responses": "generations"}),
         DatasetFormat("pairwise", (("instruction", "prompt"), ("response_a",), ("response_b",)),
                       {"response_a": "response_a", "response_b": "response_b"}),
-        DatasetFormat("ultrafeedback", (("instruction",), ("completions",)), {"instruction": "instruction", "responses": "completions"}),
+        DatasetFormat("ultrafeedback", (("instruction",), ("completions",)), {"instruction": "instruction", "responses": "completions"},
+                      convert=_ultrafeedback),
         DatasetFormat("preference", (("chosen",), ("rejected",)), convert=_preference),
         DatasetFormat("messages", (("messages",),), convert=_messages),
     )
@@ -282,6 +319,7 @@ _PRIVATE_SOURCES: dict[str, dict[str, str]] = {
         ID_KEY: "id:chosen_index-rejected_index",
     },
     "messages": {INSTRUCTION_KEY: "messages", RESPONSES_KEY: "messages"},
+    "ultrafeedback": {METADATA_KEY: "completions"},
 }
 
 

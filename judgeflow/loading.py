@@ -713,8 +713,11 @@ def _metadata(frame: pl.DataFrame, key: str | None, lists_as_text: bool) -> tupl
     del lists_as_text  # objects and object-texts are accepted from every format
     if key is None:
         return frame.with_columns(pl.lit("{}").alias("metadata")), _none(frame)
-    value = pl.col("canon").str.json_path_match(_path(key))
-    parsed = value.str.json_path_match("$")
+    # value and parsed are columns, each computed once (as expressions, polars parsed every row's
+    # JSON once per use: three times the work for a large metadata object)
+    frame = frame.with_columns(pl.col("canon").str.json_path_match(_path(key)).alias("_meta_value"))
+    frame = frame.with_columns(pl.col("_meta_value").str.json_path_match("$").alias("_meta_parsed"))
+    value, parsed = pl.col("_meta_value"), pl.col("_meta_parsed")
     is_obj = parsed.str.starts_with("{")
     frame = frame.with_columns(
         pl.when(value.is_null()).then(pl.lit("{}")).when(is_obj).then(parsed).alias("metadata"),
@@ -723,4 +726,4 @@ def _metadata(frame: pl.DataFrame, key: str | None, lists_as_text: bool) -> tupl
         .alias("_why"),
     )
     reason = frame["_why"]
-    return frame.drop("_why"), reason
+    return frame.drop("_why", "_meta_value", "_meta_parsed"), reason

@@ -276,3 +276,23 @@ def test_load_task_reports_the_dataset_format_and_no_private_column_names(
         assert all(v is not None for v in out["columns"].values()), out["columns"]  # only columns read
         assert f"{fmt} format" in lines[-1] or any(f"{fmt} format" in line for line in lines), lines
     assert out["columns"]["responses"] == "completions"
+
+
+def test_ultrafeedback_keeps_the_ratings_in_metadata() -> None:
+    """Each completion's model, scores, annotations and critique, in response order (no texts)."""
+    result = _load("ultrafeedback.jsonl")
+    first = orjson.loads(result.rows["metadata"][0])
+    source = orjson.loads((DATA / "ultrafeedback.jsonl").read_bytes().splitlines()[0])["completions"]
+    assert [c["model"] for c in first["ratings"]] == ["alpaca-7b", "gpt-4"]
+    for kept, original in zip(first["ratings"], source, strict=True):
+        assert kept == {k: original[k] for k in ("model", "overall_score", "fine-grained_score", "annotations", "critique")}
+    assert "response" not in result.rows["metadata"][0] and "custom_system_prompt" not in result.rows["metadata"][0]
+
+
+def test_ultrafeedback_rows_with_their_own_metadata_keep_it(tmp_path: Path) -> None:
+    row = orjson.loads((DATA / "ultrafeedback.jsonl").read_bytes().splitlines()[0])
+    path = tmp_path / "uf.jsonl"
+    path.write_bytes(orjson.dumps({**row, "metadata": {"split": "train"}}) + b"\n")
+    result = _load(str(path))
+    assert result.dataset_format == "ultrafeedback"
+    assert orjson.loads(result.rows["metadata"][0]) == {"split": "train"}

@@ -12,6 +12,11 @@ positions), on real (unpadded) tokens.
     python benchmarks/pairrm_gpu.py                  # full size, on the GPU if there is one
     python benchmarks/pairrm_gpu.py --tiny           # CPU smoke test, seconds
     python benchmarks/pairrm_gpu.py --skip-blender   # judgeflow only
+    python benchmarks/pairrm_gpu.py --shape base --device cpu --rows 8 --repeat 3   # CPU ratio
+
+With ``--repeat N`` the two paths run side by side, alternating (judgeflow, llm-blender, ...),
+and each figure is the median of its N runs (all runs are listed), so a shared machine's load
+weighs on both alike.
 
 Needs the ``pairrm`` extra (llm-blender, transformers<5, torch).
 """
@@ -46,6 +51,8 @@ WORDS = (
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tiny", action="store_true", help="tiny model on CPU: a smoke test")
+    p.add_argument("--shape", choices=("tiny", "base", "large"), default=None,
+                   help="backbone dimensions (default large; --tiny: tiny). base: DeBERTa-v3-base, for CPUs")
     p.add_argument("--rows", type=int, default=None, help="instructions (default 128; tiny 6)")
     p.add_argument("--candidates", type=int, default=4, help="candidates per row (pairs = C(n,2))")
     p.add_argument("--source-words", type=int, default=None, help="median words per instruction")
@@ -56,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-blender", action="store_true")
     p.add_argument("--device", default=None)
     p.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak; default by GPU name")
-    p.add_argument("--repeat", type=int, default=1, help="timed repetitions (best is reported)")
+    p.add_argument("--repeat", type=int, default=1, help="timed repetitions per path, alternating (median reported)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -111,15 +118,13 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_it(fn: Any, device: str, repeat: int) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        sync(device)
-        start = time.perf_counter()
-        result = fn()
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best, result
+def timed(fn: Any, device: str) -> tuple[float, Any]:
+    """(seconds, result) of one call, the device synchronised before and after."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
 
 
 def blender_compare(ranker: Any, tokenizer: Any, collator: Any, config: Any, device: str) -> Any:
@@ -148,7 +153,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     args = parse_args(argv)
-    spec = RandomPairRMSpec() if args.tiny else RandomPairRMSpec.deberta_v3_large()
+    shape = args.shape or ("tiny" if args.tiny else "large")
+    spec = {"tiny": RandomPairRMSpec, "base": RandomPairRMSpec.deberta_v3_base,
+            "large": RandomPairRMSpec.deberta_v3_large}[shape]()
     device = args.device or ("cpu" if args.tiny else default_device())
     dtype = default_dtype(device)
     rows = args.rows or (3 if args.tiny else 128)
@@ -164,9 +171,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sources, a, b = make_data(rows, args.candidates, src_words, cand_words, args.seed)
     n_pairs = len(sources)
 
-    # warm-up (CUDA context, kernels) on a few pairs
+    blender = None if args.skip_blender else blender_compare(ranker, tokenizer, collator, config, device)
+
+    def run_blender() -> Any:
+        assert blender is not None
+        return blender.compare(sources, a, b, batch_size=args.blender_batch_size, return_logits=True)
+
+    # warm-up (CUDA context, kernels) on a few pairs; then the two paths alternate
     ours.compare(sources[:4], a[:4], b[:4])
-    seconds, logits = time_it(lambda: ours.compare(sources, a, b), device, args.repeat)
+    if blender is not None:
+        blender.compare(sources[:4], a[:4], b[:4], batch_size=args.blender_batch_size, return_logits=True)
+    our_runs: list[float] = []
+    blender_runs: list[float] = []
+    logits = b_logits = None
+    for _ in range(args.repeat):
+        took, logits = timed(lambda: ours.compare(sources, a, b), device)
+        our_runs.append(took)
+        if blender is not None:
+            took, b_logits = timed(run_blender, device)
+            blender_runs.append(took)
+    seconds = float(np.median(our_runs))
     _, tokens = ours.score_pairs_with_tokens([*sources, *sources], [*a, *b], [*b, *a])
     batches = ours._batches(np.argsort(-tokens, kind="stable"), tokens)
     padded = sum(len(batch) * int(tokens[batch[0]]) for batch in batches)
@@ -176,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "device": device_name if device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)",
         "torch": torch.__version__,
-        "model": "tiny random PairRM" if args.tiny else "random PairRM, DeBERTa-v3-large dims",
+        "model": "tiny random PairRM" if shape == "tiny" else f"random PairRM, DeBERTa-v3-{shape} dims",
         "nonembedding_params": nonembed,
         "pairs": n_pairs,
         "forward_passes": 2 * n_pairs,
@@ -186,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "batch_size": args.batch_size,
             "max_batch_tokens": args.max_batch_tokens,
             "seconds": round(seconds, 3),
+            "runs_seconds": [round(t, 3) for t in our_runs],
             "pairs_per_s": round(n_pairs / seconds, 2),
             "passes_per_s": round(2 * n_pairs / seconds, 2),
             "tokens_per_s": round(float(tokens.sum()) / seconds, 1),
@@ -195,18 +220,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "peak_bf16_tflops": peak,
     }
-    if not args.skip_blender:
-        blender = blender_compare(ranker, tokenizer, collator, config, device)
-        blender.compare(sources[:4], a[:4], b[:4], batch_size=args.blender_batch_size, return_logits=True)
-        b_seconds, b_logits = time_it(
-            lambda: blender.compare(sources, a, b, batch_size=args.blender_batch_size, return_logits=True),
-            device, args.repeat,
-        )
+    if blender is not None:
+        b_seconds = float(np.median(blender_runs))
         agree = float(np.mean(np.sign(b_logits) == np.sign(logits)))
         result["llm_blender_compare"] = {
             "dtype": "float16" if device.startswith("cuda") else "float32",
             "batch_size": args.blender_batch_size,
             "seconds": round(b_seconds, 3),
+            "runs_seconds": [round(t, 3) for t in blender_runs],
             "pairs_per_s": round(n_pairs / b_seconds, 2),
             "tflops_achieved": float(f"{flops / b_seconds / 1e12:.3g}"),
             "fraction_of_bf16_peak": round(flops / b_seconds / 1e12 / peak, 4) if peak else None,

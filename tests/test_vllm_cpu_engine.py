@@ -240,3 +240,16 @@ def test_live_judge_against_the_vllm_server(engine_build: dict[str, Any]) -> Non
     for key, judgment in live.items():
         assert judgment["raw_output"] == gpu[key]["raw_output"], key
         assert judgment["score"] == gpu[key]["score"] and judgment["status"] == gpu[key]["status"]
+
+
+# --- the CPU benchmark's script runs (figures are for BENCHMARKS.md, never asserted) ------------
+
+def test_vllm_cpu_benchmark_smoke(vllm_cpu_env: EngineEnv, tmp_path: Path) -> None:
+    """Both paths grade the same items on one engine with one seed: the same verdicts come out."""
+    from benchmarks.vllm_cpu import main
+
+    result = main(["--items", "8", "--repeats", "1", "--kv-cache-mb", "64", "--max-batched-tokens", "16384",
+                   "--json", str(tmp_path / "r.json")])
+    assert result["items"] == 8 and (tmp_path / "r.json").is_file()
+    assert result["judgeflow"]["ok"] == result["prometheus_eval"]["ok"] > 0
+    assert result["judgeflow"]["items_per_s"] > 0 and result["prometheus_eval"]["items_per_s"] > 0

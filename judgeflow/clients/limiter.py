@@ -119,7 +119,7 @@ class _Mirror:
     the ``remaining`` its replies report. ``level`` counts what this process has reserved,
     requests still waiting to be sent included, so it is a ledger of commitments."""
 
-    __slots__ = ("limit", "rate", "level", "stamp", "floor", "reserved", "seen")
+    __slots__ = ("limit", "rate", "level", "stamp", "floor", "reserved", "seen", "drift")
 
     def __init__(self) -> None:
         self.limit = 0  # 0: not known yet (no header seen): no pacing
@@ -129,34 +129,53 @@ class _Mirror:
         self.floor = 0.0
         self.reserved = 0.0  # total reserved by this process, ever
         self.seen = -1.0  # ``reserved`` mark of the newest reply applied
+        self.drift = 0.0  # sum of the corrections replies made (< 0: others used the account)
 
     def refill(self, now: float) -> None:
         if self.limit:
             self.level = min(float(self.limit), self.level + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def reserve(self, amount: float, now: float) -> tuple[float, float]:
-        """Take ``amount``; return (seconds to wait, this reservation's mark)."""
+    def reserve(self, amount: float, now: float, in_flight: float) -> tuple[float, float]:
+        """Take ``amount``; return (seconds to wait, this reservation's mark). ``in_flight``
+        (sent, not answered yet) is kept in reserve too: other workers have about as many
+        under way, which no reply has shown yet (it matters when a full bucket runs out)."""
         self.refill(now)
         self.reserved += amount
         if not self.limit:
             return 0.0, self.reserved
         self.level -= min(amount, float(self.limit))
-        short = self.floor - self.level
+        short = self.floor + in_flight - self.level
         return (short / self.rate if short > 0 else 0.0), self.reserved
 
     def observe(self, limit: int, remaining: int, mark: float, sent_at: float, now: float, floor_share: float) -> None:
         """Mirror the server: its ``remaining`` when it admitted the request with ``mark``,
-        less what was reserved here after that one, plus the refill since it was sent."""
+        less what was reserved here after that one."""
         if limit <= 0 or mark <= self.seen:
             return  # an older reply than one already applied says less about other workers
-        if limit != self.limit:
+        known = limit == self.limit
+        if not known:
             self.limit, self.rate = limit, limit / 60.0
             self.floor = max(1.0, floor_share * limit)
+        self.refill(now)
         self.seen = mark
         later = self.reserved - mark
-        self.level = min(float(limit), remaining - later + max(0.0, now - sent_at) * self.rate)
-        self.stamp = now
+        # No refill is counted between the provider's admission and now: when it admitted the
+        # request is not known (a loaded event loop sends late), and assuming "just now" errs
+        # on the safe side by about ``rate * latency``, which only deepens the reserve.
+        level = min(float(limit), remaining - later)
+        if known and min(level, self.level) < self.floor:
+            # only where requests wait: near a full bucket the ledger, which counts requests
+            # not yet sent, refills up to the cap the provider's bucket cannot pass, and the
+            # correction is no news about other workers
+            self.drift += level - self.level
+        self.level = level
+
+    def extra_wait(self, drift_then: float) -> float:
+        """Seconds a reservation made at ``drift_then`` must wait more because replies since
+        then showed the account lower than this process's ledger (others used it)."""
+        short = drift_then - self.drift
+        return short / self.rate if short > 0 and self.rate else 0.0
 
 
 @dataclass(slots=True)
@@ -166,6 +185,10 @@ class PaceTicket:
     request_mark: float
     token_mark: float
     sent_at: float
+    request_drift: float = 0.0
+    token_drift: float = 0.0
+    tokens: float = 0.0
+    sent: bool = False  # counted in flight until its reply is observed
 
 
 class HeaderPacer:
@@ -191,28 +214,57 @@ class HeaderPacer:
         self.requests = _Mirror()
         self.tokens = _Mirror()
         self.waited_s = 0.0
+        self.in_flight = 0  # requests sent and not answered yet
+        self.in_flight_tokens = 0.0
 
     def reserve(self, estimated_tokens: int) -> tuple[PaceTicket, float]:
         """Reserve one request of about ``estimated_tokens``; (ticket, seconds to wait)."""
         with self._lock:
             now = self._clock()
-            wait_r, mark_r = self.requests.reserve(1.0, now)
-            wait_t, mark_t = self.tokens.reserve(float(estimated_tokens), now)
+            wait_r, mark_r = self.requests.reserve(1.0, now, self.in_flight)
+            wait_t, mark_t = self.tokens.reserve(float(estimated_tokens), now, self.in_flight_tokens)
             wait = max(wait_r, wait_t)
             self.waited_s += wait
-            return PaceTicket(mark_r, mark_t, now + wait), wait
+            ticket = PaceTicket(mark_r, mark_t, now + wait, self.requests.drift, self.tokens.drift,
+                                float(estimated_tokens))
+            return ticket, wait
+
+    def _sent(self, ticket: PaceTicket) -> None:
+        with self._lock:
+            ticket.sent = True
+            self.in_flight += 1
+            self.in_flight_tokens += ticket.tokens
+
+    def recheck(self, ticket: PaceTicket) -> float:
+        """After a wait: more seconds to wait if replies meanwhile showed other workers using
+        the account (the whole queue of waiting requests moves back by what they took)."""
+        with self._lock:
+            extra = max(self.requests.extra_wait(ticket.request_drift), self.tokens.extra_wait(ticket.token_drift))
+            ticket.request_drift, ticket.token_drift = self.requests.drift, self.tokens.drift
+            ticket.sent_at = self._clock() + extra
+            self.waited_s += extra
+            return extra
 
     async def acquire(self, estimated_tokens: int) -> PaceTicket:
         ticket, wait = self.reserve(estimated_tokens)
-        if wait > 0:
+        while wait > 0:
             await asyncio.sleep(wait)
+            wait = self.recheck(ticket)
+        self._sent(ticket)
         return ticket
 
     def observe(self, ticket: PaceTicket | None, snapshot: RateLimitSnapshot | None) -> None:
-        """Bring the mirrors in step with a reply's headers (a success's or a 429's)."""
-        if ticket is None or snapshot is None:
+        """Bring the mirrors in step with a reply's headers (a success's or a 429's, or None
+        when the attempt ended without headers): called once per sent ticket."""
+        if ticket is None:
             return
         with self._lock:
+            if ticket.sent:
+                ticket.sent = False
+                self.in_flight -= 1
+                self.in_flight_tokens -= ticket.tokens
+            if snapshot is None:
+                return
             now = self._clock()
             s = snapshot
             if s.requests_limit and s.requests_remaining is not None:

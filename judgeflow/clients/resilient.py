@@ -88,13 +88,16 @@ class ResilientClient:
                 ticket = await pacer.acquire(pace_tokens)
 
             async def attempt() -> Completion:
+                rate = None
                 try:
                     done = await self.inner.complete(system, user, sampling=sampling, response_format=response_format)
+                    rate = done.rate_limits
+                    return done
                 except ClientError as exc:
-                    pacer.observe(ticket, exc.rate_limits)
+                    rate = exc.rate_limits
                     raise
-                pacer.observe(ticket, done.rate_limits)
-                return done
+                finally:  # once per sent request, timeouts included (no headers then)
+                    pacer.observe(ticket, rate)
 
         completion, attempts = await call_with_retries(attempt, self.policy, self.stats, before_attempt=before)
         completion.attempts = attempts

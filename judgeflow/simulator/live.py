@@ -147,6 +147,7 @@ def _admit(
     )
     if admission.refused is None:
         state.counts["rate_admitted"] += 1
+        state.counts["rate_admitted_tokens"] += wire.tokens(prompt_chars) + int(max_tokens or 0)
         return admission, None
     state.counts["rate_limited"] += 1
     state.counts[f"rate_limited_{admission.refused}"] += 1

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import batch_path, orchestration, parsing_hostile, peers
+from benchmarks import rate_limits as rate_limits_bench
 from benchmarks.common import ROOT, fmt, machine_info, md_table, python_module, verdict
 
-BENCHMARKS = ("live", "peers", "batch", "consensus", "orchestration", "gpu", "parsing", "imports")
+BENCHMARKS = ("live", "peers", "batch", "consensus", "orchestration", "gpu", "parsing", "imports", "rate_limits")
 
 LIVE_TARGET_C64 = 304.0
 LIVE_TARGET_C256 = 1_000.0
@@ -269,6 +270,13 @@ def summary_rows(outcomes: dict[str, Outcome]) -> list[list[str]]:
                          verdict(d["meets_time"])])
             rows.append(["notebook: peak memory", "< 100 MB", f"{d['peak_rss_mb']:.0f} MB",
                          verdict(d["meets_memory"])])
+        elif name == "rate_limits":
+            for r in d["results"]:
+                if r["client"] == "openai-sdk":
+                    continue
+                frac = "n/a" if r["fraction_of_limit"] is None else f"{r['fraction_of_limit']:.3f}"
+                rows.append([f"rate limits: {r['client']} ({d['rpm']:,} RPM)", ">= 0.95 of limit, 429s < 0.5%",
+                             f"{frac} of limit, {r['share_429']:.2%} 429s", verdict(r["meets_goal"])])
     return rows
 
 
@@ -304,6 +312,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Outcome]:
         "gpu": [sys.executable, "benchmarks/pairrm_gpu.py", *(["--tiny"] if args.quick else [])],
         "parsing": python_module("benchmarks.parsing_hostile", *(["--quick"] if args.quick else [])),
         "imports": python_module("benchmarks.import_cost", "--repeats", "3" if args.quick else "7"),
+        "rate_limits": python_module("benchmarks.rate_limits",
+                                     *(["--rpm", "600", "--requests", "800"] if args.quick else [])),
     }
     outcomes: dict[str, Outcome] = {}
     for name in selected:
@@ -356,6 +366,7 @@ def render_report(outcomes: dict[str, Outcome], args: argparse.Namespace, machin
         "gpu": ("6. PairRM on a GPU", lambda d: "```json\n" + json.dumps(d, indent=2)[:4000] + "\n```"),
         "parsing": ("7. Parsing hostile replies", parsing_hostile.report),
         "imports": ("8. Notebook import cost: `import judgeflow; judgeflow.judge(...)`", render_imports),
+        "rate_limits": ("9. Provider rate limits", rate_limits_bench.render),
     }
     lines = [
         "# judgeflow benchmarks", "",

@@ -207,7 +207,7 @@ class HeaderPacer:
     may run their event loops on different threads.
     """
 
-    def __init__(self, *, floor_share: float = 0.02, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, floor_share: float = 0.05, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.floor_share = floor_share
@@ -215,6 +215,7 @@ class HeaderPacer:
         self.tokens = _Mirror()
         self.waited_s = 0.0
         self.in_flight = 0  # requests sent and not answered yet
+        self._last_send_at = 0.0
         self.in_flight_tokens = 0.0
 
     def reserve(self, estimated_tokens: int) -> tuple[PaceTicket, float]:
@@ -223,7 +224,11 @@ class HeaderPacer:
             now = self._clock()
             wait_r, mark_r = self.requests.reserve(1.0, now, self.in_flight)
             wait_t, mark_t = self.tokens.reserve(float(estimated_tokens), now, self.in_flight_tokens)
-            wait = max(wait_r, wait_t)
+            # first come, first sent: a later reservation never goes before an earlier one
+            # (the reserve changes with what is in flight; an overtaken request would be
+            # missing from the ``remaining`` that the later one's reply reports)
+            wait = max(wait_r, wait_t, self._last_send_at - now)
+            self._last_send_at = now + wait
             self.waited_s += wait
             ticket = PaceTicket(mark_r, mark_t, now + wait, self.requests.drift, self.tokens.drift,
                                 float(estimated_tokens))
@@ -242,6 +247,7 @@ class HeaderPacer:
             extra = max(self.requests.extra_wait(ticket.request_drift), self.tokens.extra_wait(ticket.token_drift))
             ticket.request_drift, ticket.token_drift = self.requests.drift, self.tokens.drift
             ticket.sent_at = self._clock() + extra
+            self._last_send_at = max(self._last_send_at, ticket.sent_at)
             self.waited_s += extra
             return extra
 

@@ -173,7 +173,7 @@ def _judge_on_gpu(spec: JudgeSpec, rows: pl.DataFrame, requests: pl.DataFrame, s
     if spec.provider == "vllm":
         from judgeflow.gpu.prometheus_vllm import judge_prometheus_vllm, load_engine
 
-        judge_prometheus_vllm(spec, rows, requests, sink, engine=load_engine(spec.model))
+        judge_prometheus_vllm(spec, rows, requests, sink, engine=load_engine(spec.model, spec.engine))
     elif spec.provider == "pairrm":
         from judgeflow.gpu.pairrm import PairRM, judge_pairrm
 

@@ -12,6 +12,7 @@ import pytest
 from judgeflow.config import BuildConfig
 from judgeflow.simulator import Simulator
 from judgeflow.storage.s3 import S3Config
+from tests.stand_ins.rows import write_build_rows
 
 pytestmark = pytest.mark.prefect
 
@@ -19,21 +20,7 @@ CANARY = "sk-canary-7f3a9c2e-never-log-me"
 
 
 def _write_rows(path: Path, n: int = 40) -> None:
-    lines = [
-        orjson.dumps(
-            {
-                "id": f"row-{i}",
-                "prompt": f"Explain idea number {i} to a new engineer.",
-                "responses": [f"Short take {i}.", f"A longer, structured explanation of idea {i} with an example.",
-                              f"Idea {i}: it depends."][: 2 + i % 2],
-                "models": ["model-a", "model-b", "model-c"][: 2 + i % 2],
-            }
-        )
-        for i in range(n)
-    ]
-    lines.append(b'{"id": "broken", "prompt": ')  # unparseable
-    lines.append(orjson.dumps({"id": "empty", "prompt": "   ", "responses": ["x", "y"]}))
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    write_build_rows(path, n)
 
 
 def _config(tmp_path: Path, sim: Simulator, s3: S3Config, bucket: str) -> BuildConfig:

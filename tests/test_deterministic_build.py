@@ -16,26 +16,13 @@ import pytest
 
 from judgeflow.config import BuildConfig
 from judgeflow.simulator import Simulator
+from tests.stand_ins.rows import write_build_rows
 
 pytestmark = pytest.mark.prefect
 
 
 def _write_rows(path: Path, n: int = 24) -> None:
-    lines = [
-        orjson.dumps(
-            {
-                "id": f"row-{i:03d}",
-                "prompt": f"Explain idea number {i} to a new engineer.",
-                "responses": [f"Short take {i}.", f"A longer, structured explanation of idea {i} with an example.",
-                              f"Idea {i}: it depends."][: 2 + i % 2],
-                "models": ["model-a", "model-b", "model-c"][: 2 + i % 2],
-            }
-        )
-        for i in range(n)
-    ]
-    lines.append(b'{"id": "broken", "prompt": ')  # quarantined
-    lines.append(orjson.dumps({"id": "empty", "prompt": "   ", "responses": ["x", "y"]}))
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    write_build_rows(path, n)
 
 
 def _config(rows: Path, out: Path, sim: Simulator) -> BuildConfig:

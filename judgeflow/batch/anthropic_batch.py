@@ -18,7 +18,7 @@ import anthropic
 
 from judgeflow.batch.openai_batch import CLOCK_SKEW_S
 from judgeflow.batch.requests import Chunk, iter_lines
-from judgeflow.batch.result_lines import read_line, status_for_anthropic_error
+from judgeflow.batch.result_lines import read_lines, status_for_anthropic_error
 from judgeflow.batch.types import BadLine, BatchState, BatchStatus, ResultItem, Submission
 from judgeflow.clients.base import redact
 from judgeflow.clients.factory import resolve_api_key
@@ -93,12 +93,7 @@ class AnthropicBatchProvider:
         """Every line of the results stream, read one by one (not through the SDK's decoder,
         which stops at the first invalid line and loses the rest of the batch)."""
         with self.client.messages.batches.with_streaming_response.results(status.batch_id) as response:
-            for lineno, raw in enumerate(response.iter_lines(), start=1):
-                if not raw.strip():
-                    continue
-                where = f"batch {status.batch_id} results line {lineno}"
-                line = read_line(raw, where)
-                yield line if isinstance(line, BadLine) else _result_item(line, where)
+            yield from read_lines(response.iter_lines(), f"batch {status.batch_id} results", _result_item)
 
     @sdk_boundary(anthropic, "Anthropic batch cancel")
     def cancel(self, batch_id: str) -> None:

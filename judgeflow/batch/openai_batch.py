@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from judgeflow.batch.requests import OPENAI_ENDPOINT, Chunk
-from judgeflow.batch.result_lines import read_line, status_for_http
+from judgeflow.batch.result_lines import read_lines, status_for_http
 from judgeflow.batch.types import BadLine, BatchState, BatchStatus, ResultItem, Submission
 from judgeflow.clients.base import redact
 from judgeflow.clients.factory import resolve_api_key
@@ -126,12 +126,8 @@ class OpenAIBatchProvider:
             if not file_id:
                 continue
             with self.client.files.with_streaming_response.content(file_id) as response:
-                for lineno, raw in enumerate(response.iter_lines(), start=1):
-                    if not raw.strip():
-                        continue
-                    where = f"batch {status.batch_id} {kind} file {file_id} line {lineno}"
-                    line = read_line(raw, where)
-                    yield line if isinstance(line, BadLine) else _result_item(line, where)
+                yield from read_lines(response.iter_lines(), f"batch {status.batch_id} {kind} file {file_id}",
+                                      _result_item)
 
     @sdk_boundary(openai, "OpenAI batch cancel")
     def cancel(self, batch_id: str) -> None:

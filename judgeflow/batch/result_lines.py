@@ -9,11 +9,12 @@ often still readable in the broken text) is asked again.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
 
-from judgeflow.batch.types import BadLine, FailureStatus
+from judgeflow.batch.types import BadLine, FailureStatus, ResultItem
 
 #: A custom_id in a damaged line. Bounded and without nested quantifiers: linear on any input.
 _CUSTOM_ID = re.compile(r'"custom_id"\s{0,8}:\s{0,8}"([A-Za-z0-9_.:-]{1,128})"')
@@ -44,6 +45,20 @@ def read_line(raw: str | bytes, where: str) -> dict[str, Any] | BadLine:
     return obj
 
 
+
+def read_lines(
+    lines: Iterable[str | bytes], where: str, to_item: Callable[[dict[str, Any], str], ResultItem]
+) -> Iterator[ResultItem | BadLine]:
+    """Every non-blank line of a result file: ``to_item(obj, where)`` for a usable line, a
+    ``BadLine`` for the others; ``where`` names the file, each line adds its number."""
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        at = f"{where} line {lineno}"
+        line = read_line(raw, at)
+        yield line if isinstance(line, BadLine) else to_item(line, at)
+
+
 def status_for_http(code: Any) -> FailureStatus:
     """``failed`` for a request the provider refused as invalid, ``error`` for everything a later
     attempt may not meet (429, 5xx, auth, unknown)."""
@@ -55,4 +70,4 @@ def status_for_anthropic_error(kind: str) -> FailureStatus:
     return "failed" if kind in ("invalid_request_error", "request_too_large") else "error"
 
 
-__all__ = ["read_line", "recover_custom_id", "status_for_anthropic_error", "status_for_http"]
+__all__ = ["read_line", "read_lines", "recover_custom_id", "status_for_anthropic_error", "status_for_http"]

@@ -1,7 +1,10 @@
-"""Small input-row frames in ``ROWS_SCHEMA`` for the GPU judge tests."""
+"""Small inputs for tests: row frames in ``ROWS_SCHEMA`` (GPU judges) and a JSONL file (builds)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import polars as pl
 
 from judgeflow.schemas import ROWS_SCHEMA, content_hash
@@ -36,3 +39,23 @@ def rows_frame(rows: list[tuple[str, list[str], str | None]] = ROWS) -> pl.DataF
             "source_index": index, "content_hash": digest,
         })
     return pl.DataFrame(records, schema=ROWS_SCHEMA)
+
+
+def write_build_rows(path: Path, n: int) -> None:
+    """``n`` rows of two or three candidates, then one unparseable line and one blank instruction
+    (both quarantined): the input of the build-flow tests."""
+    lines = [
+        orjson.dumps(
+            {
+                "id": f"row-{i:03d}",
+                "prompt": f"Explain idea number {i} to a new engineer.",
+                "responses": [f"Short take {i}.", f"A longer, structured explanation of idea {i} with an example.",
+                              f"Idea {i}: it depends."][: 2 + i % 2],
+                "models": ["model-a", "model-b", "model-c"][: 2 + i % 2],
+            }
+        )
+        for i in range(n)
+    ]
+    lines.append(b'{"id": "broken", "prompt": ')  # unparseable
+    lines.append(orjson.dumps({"id": "empty", "prompt": "   ", "responses": ["x", "y"]}))
+    path.write_bytes(b"\n".join(lines) + b"\n")
